@@ -1,0 +1,3 @@
+from dind.cli import main
+
+raise SystemExit(main())
