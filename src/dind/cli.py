@@ -1,9 +1,24 @@
-"""The ``dind`` command. Each subcommand lives in its own small function; names become objects here."""
+"""The ``dind`` command: train, sample, eval, demo, list.
+
+Each subcommand's arguments and body live next to the code they drive (``<package>/command.py``
+exposes ``add_arguments(parser)`` and ``run(args) -> int``); this module only wires them, and is
+the one place (with config loading) where names become objects.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Sequence
+
+# subcommand -> (module with add_arguments/run, help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("dind.training.command", "train or fine-tune a model (mixed-scale block diffusion)"),
+    "sample": ("dind.sampling.command", "generate text with a multi-stage (DiD) plan"),
+    "eval": ("dind.eval.command", "score samples: Gen PPL under a judge, unigram entropy"),
+    "sweep": ("dind.eval.sweep", "sweep stage-2 block size / remask ratio and plot Gen PPL"),
+    "demo": ("dind.demo", "offline demo: draft, remask, refine with the embedded tiny model"),
+}
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -15,10 +30,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dind", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dind", description="Diffusion in Diffusion for block diffusion LMs")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="print every registry and its registered names")
     p.set_defaults(func=_cmd_list)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
     return parser
 
 
