@@ -1,0 +1,152 @@
+"""Stage plans: the sequence of (block size, remask ratio, remasker, ...) stages of DiD (PAPER Alg. 1).
+
+Text form (``StagePlan.parse`` / ``str(plan)`` round-trip), stages joined by "->":
+
+    stage   := block ["@" ratio] [":" remasker] ["/" steps] ["{" options "}"]
+    block   := positive integer | "L"          ("L": one global block over the whole length)
+    options := key=value pairs, comma separated: temperature, top_p
+
+e.g. "4 -> 1024@0.5", "4 -> 64@0.25 -> 1024@0.5", "4/8 -> L@0.5:random{top_p=0.9}".
+The remasker defaults to snapshot; a name is looked up in the ``remaskers`` mapping given to
+``parse`` and then in the REMASKERS registry (zero-argument factories only).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+
+import attrs
+
+from dind.remaskers import REMASKERS, Remasker, SnapshotRemasker
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{attribute.name} must be a positive integer or None (got {value!r})")
+
+
+def _unit_interval(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 <= value <= 1.0 or math.isnan(value):
+        raise ValueError(f"{attribute.name} must be in [0, 1] (got {value})")
+
+
+def _positive_float(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0 (got {value})")
+
+
+def _top_p(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] (got {value})")
+
+
+@attrs.frozen
+class Stage:
+    """One stage: blocks of ``block_size`` (None = global), ``remask_ratio`` of the eligible
+    positions remasked by ``remasker`` before it, ``steps`` denoising steps per block (None = the
+    unmasking rule's default), and the proposal's temperature / nucleus top-p."""
+
+    block_size: int | None = attrs.field(validator=_positive_or_none)
+    remask_ratio: float = attrs.field(default=0.0, converter=float, validator=_unit_interval)
+    remasker: Remasker = attrs.field(factory=SnapshotRemasker)
+    steps: int | None = attrs.field(default=None, validator=_positive_or_none)
+    temperature: float = attrs.field(default=1.0, converter=float, validator=_positive_float)
+    top_p: float = attrs.field(default=1.0, converter=float, validator=_top_p)
+    unmasking: object | None = None  # an UnmaskingRule; None = the sampler's default
+
+    def __str__(self) -> str:
+        text = "L" if self.block_size is None else str(self.block_size)
+        if self.remask_ratio:
+            text += f"@{self.remask_ratio:g}"
+        name = _remasker_name(self.remasker)
+        if name != "snapshot":
+            text += f":{name}"
+        if self.steps is not None:
+            text += f"/{self.steps}"
+        options = [f"{key}={getattr(self, key):g}" for key in ("temperature", "top_p")
+                   if getattr(self, key) != 1.0]
+        return text + ("{" + ",".join(options) + "}" if options else "")
+
+
+def _remasker_name(remasker: Remasker) -> str:
+    for name in REMASKERS.names():
+        if REMASKERS.get(name) is type(remasker):
+            return name
+    raise ValueError(f"remasker {remasker!r} is not registered, so a plan using it has no text form")
+
+
+def _stages(instance: object, attribute: attrs.Attribute, value: tuple[Stage, ...]) -> None:
+    if not value:
+        raise ValueError("stages must not be empty")
+    if value[0].remask_ratio != 0.0:
+        raise ValueError(f"stage 1 has nothing to remask: its remask_ratio must be 0 (got {value[0].remask_ratio})")
+
+
+_STAGE = re.compile(
+    r"^(?P<block>\d+|L)(?:@(?P<ratio>[0-9.eE+-]+))?(?::(?P<remasker>[A-Za-z_][\w-]*))?"
+    r"(?:/(?P<steps>\d+))?(?:\{(?P<options>[^}]*)\})?$"
+)
+
+
+@attrs.frozen
+class StagePlan:
+    stages: tuple[Stage, ...] = attrs.field(converter=tuple, validator=_stages)
+
+    @classmethod
+    def single(cls, block_size: int | None) -> StagePlan:
+        return cls((Stage(block_size),))
+
+    @classmethod
+    def parse(cls, text: str, *, remaskers: Mapping[str, Remasker] | None = None) -> StagePlan:
+        pieces = [piece.strip() for piece in text.split("->")]
+        return cls(tuple(_parse_stage(piece, index + 1, remaskers or {}) for index, piece in enumerate(pieces)))
+
+    def validate(self, length: int, *, prompt_length: int = 0) -> None:
+        """Raise ValueError naming the stage (1-based), the rule and the value if the plan cannot
+        run on sequences of ``length`` positions with a ``prompt_length`` frozen prefix."""
+        if length < 1 or not 0 <= prompt_length < length:
+            raise ValueError(f"need length >= 1 and 0 <= prompt_length < length (got {length}, {prompt_length})")
+        for index, stage in enumerate(self.stages, start=1):
+            size = stage.block_size
+            if size is not None and size > length:
+                raise ValueError(f"stage {index}: block_size must be <= length (got {size}, length {length})")
+            if size is not None and length % size:
+                raise ValueError(f"stage {index}: block_size must divide length (got {size}, length {length})")
+
+    def block_sizes(self) -> tuple[int | None, ...]:
+        return tuple(stage.block_size for stage in self.stages)
+
+    def __iter__(self) -> Iterator[Stage]:
+        return iter(self.stages)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def __str__(self) -> str:
+        return " -> ".join(str(stage) for stage in self.stages)
+
+
+def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> Stage:
+    match = _STAGE.match(piece.replace(" ", ""))
+    if match is None:
+        raise ValueError(f"stage {index}: cannot parse {piece!r}; expected e.g. '4', '1024@0.5', "
+                         f"'L@0.5:random/8{{top_p=0.9}}'")
+    kwargs: dict[str, object] = {"block_size": None if match["block"] == "L" else int(match["block"])}
+    try:
+        if match["ratio"] is not None:
+            kwargs["remask_ratio"] = float(match["ratio"])
+        if match["remasker"] is not None:
+            name = match["remasker"]
+            kwargs["remasker"] = remaskers[name] if name in remaskers else REMASKERS.build(name)
+        if match["steps"] is not None:
+            kwargs["steps"] = int(match["steps"])
+        for option in filter(None, (match["options"] or "").split(",")):
+            key, _, value = option.partition("=")
+            if key not in ("temperature", "top_p"):
+                raise ValueError(f"unknown option {key!r} (known: temperature, top_p)")
+            kwargs[key] = float(value)
+        return Stage(**kwargs)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"stage {index} ({piece!r}): {error}") from None
