@@ -1,0 +1,130 @@
+"""The DiT's configuration, and its translation to and from BD3-LM's config.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from dind.attention import ATTENTION_BACKENDS
+
+
+def _positive_int(instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be a positive integer (got {value!r})")
+
+
+def _optional_positive_int(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
+    if value is not None:
+        _positive_int(instance, attribute, value)
+
+
+def _dropout(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"dropout must be in [0, 1) (got {value!r})")
+
+
+def _backend_name(instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if value not in ATTENTION_BACKENDS:
+        raise ValueError(f"attn_backend must be one of {list(ATTENTION_BACKENDS.names())} (got {value!r})")
+
+
+def _bool(instance: object, attribute: attrs.Attribute, value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{attribute.name} must be a bool (got {value!r})")
+
+
+@attrs.frozen
+class DiTConfig:
+    """The BD3-LM DiT's hyper-parameters (field names as in BD3-LM's config.json).
+
+    ``vocab_size`` includes the MASK token; ``mask_id`` None means the last id (``mask_token_id``).
+    ``attn_backend`` names an ``ATTENTION_BACKENDS`` entry. ``block_size`` is the block size the
+    checkpoint was trained with: informational only (the forward passes take the block size as an
+    argument). ``model_length`` is the training length; the network itself (rotary positions) does
+    not enforce it.
+    """
+
+    vocab_size: int = attrs.field(validator=_positive_int)
+    hidden_dim: int = attrs.field(validator=_positive_int)
+    n_blocks: int = attrs.field(validator=_positive_int)
+    n_heads: int = attrs.field(validator=_positive_int)
+    cond_dim: int = attrs.field(validator=_positive_int)
+    model_length: int = attrs.field(validator=_positive_int)
+    dropout: float = attrs.field(default=0.1, converter=float, validator=_dropout)
+    time_conditioning: bool = attrs.field(default=False, validator=_bool)
+    mask_id: int | None = attrs.field(default=None)
+    attn_backend: str = attrs.field(default="sdpa", validator=_backend_name)
+    block_size: int | None = attrs.field(default=None, validator=_optional_positive_int)
+
+    @mask_id.validator
+    def _check_mask_id(self, attribute: attrs.Attribute, value: int | None) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.vocab_size:
+            raise ValueError(
+                f"mask_id must be an int in [0, vocab_size) (got {value!r}, vocab_size {self.vocab_size})"
+            )
+
+    def __attrs_post_init__(self) -> None:
+        if self.hidden_dim % self.n_heads:
+            raise ValueError(f"n_heads must divide hidden_dim (got {self.n_heads}, {self.hidden_dim})")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim = hidden_dim / n_heads must be even for rotary (got {self.head_dim})")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_dim // self.n_heads
+
+    @property
+    def mask_token_id(self) -> int:
+        """The MASK token id: ``mask_id``, or the last id of the vocabulary when that is None."""
+        return self.vocab_size - 1 if self.mask_id is None else self.mask_id
+
+    def to_bd3lm_config(
+        self, *, sampling_eps_min: float = 1e-3, sampling_eps_max: float = 1.0
+    ) -> dict[str, Any]:
+        """BD3-LM's config.json content (plus ``mask_id`` when set explicitly)."""
+        config: dict[str, Any] = {
+            "architectures": ["BD3LM"],
+            "model_type": "bd3lm",
+            "attn_backend": self.attn_backend,
+            "cond_dim": self.cond_dim,
+            "cross_attn": True,
+            "dropout": self.dropout,
+            "hidden_dim": self.hidden_dim,
+            "model_length": self.model_length,
+            "n_blocks": self.n_blocks,
+            "n_heads": self.n_heads,
+            "return_dict": False,
+            "sampling_eps_max": sampling_eps_max,
+            "sampling_eps_min": sampling_eps_min,
+            "time_conditioning": self.time_conditioning,
+            "var_min": True,
+            "vocab_size": self.vocab_size,
+        }
+        if self.block_size is not None:
+            config["block_size"] = self.block_size
+        if self.mask_id is not None:
+            config["mask_id"] = self.mask_id
+        return dict(sorted(config.items()))
+
+    @classmethod
+    def from_bd3lm_config(cls, config: dict[str, Any], **overrides: Any) -> DiTConfig:
+        """Read BD3-LM's config.json content: unknown keys are ignored, missing ones take the 110M
+        defaults (vocab 50258, 768 wide, 12 blocks, 12 heads, cond 128, length 1024, dropout 0.1).
+        ``overrides`` replace fields (e.g. ``attn_backend`` when the file names one not built here)."""
+        defaults = {
+            "vocab_size": 50258,
+            "hidden_dim": 768,
+            "n_blocks": 12,
+            "n_heads": 12,
+            "cond_dim": 128,
+            "model_length": 1024,
+        }
+        fields = {field.name for field in attrs.fields(cls)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(f"overrides must be DiTConfig fields (got {unknown}; fields: {sorted(fields)})")
+        values = {**defaults, **{key: value for key, value in config.items() if key in fields}, **overrides}
+        return cls(**values)

@@ -1,0 +1,80 @@
+"""DiTConfig validation and the BD3-LM config.json translation."""
+
+import attrs
+import pytest
+
+from dind.models import DiTConfig
+
+BD3LM_CONFIG = {  # kuleshov-group/bd3lm-owt-block_size4's config.json (REFERENCE.md)
+    "architectures": ["BD3LM"],
+    "attn_backend": "sdpa",
+    "block_size": 4,
+    "cond_dim": 128,
+    "cross_attn": True,
+    "dropout": 0.1,
+    "hidden_dim": 768,
+    "model_length": 1024,
+    "model_type": "bd3lm",
+    "n_blocks": 12,
+    "n_heads": 12,
+    "return_dict": False,
+    "sampling_eps_max": 0.999,
+    "sampling_eps_min": 0.001,
+    "time_conditioning": False,
+    "var_min": True,
+    "vocab_size": 50258,
+}
+
+
+def micro(**changes):
+    fields = {
+        "vocab_size": 258,
+        "hidden_dim": 64,
+        "n_blocks": 2,
+        "n_heads": 2,
+        "cond_dim": 32,
+        "model_length": 128,
+    }
+    return DiTConfig(**(fields | changes))
+
+
+def test_reads_the_bd3lm_config():
+    config = DiTConfig.from_bd3lm_config(BD3LM_CONFIG)
+    assert (config.vocab_size, config.hidden_dim, config.n_blocks, config.n_heads) == (50258, 768, 12, 12)
+    assert (config.block_size, config.mask_token_id, config.head_dim) == (4, 50257, 64)
+    written = config.to_bd3lm_config(sampling_eps_min=0.001, sampling_eps_max=0.999)
+    assert written == BD3LM_CONFIG
+
+
+def test_round_trip_with_dind_fields():
+    config = micro(mask_id=3, attn_backend="eager", dropout=0.0, time_conditioning=True)
+    assert DiTConfig.from_bd3lm_config(config.to_bd3lm_config()) == config
+
+
+def test_missing_keys_default_and_unknown_keys_are_ignored():
+    config = DiTConfig.from_bd3lm_config({"n_blocks": 2, "some_future_key": 1})
+    assert config.n_blocks == 2 and config.hidden_dim == 768 and config.dropout == 0.1
+    assert DiTConfig.from_bd3lm_config({"attn_backend": "nope"}, attn_backend="eager").attn_backend == "eager"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"n_heads": 3}, r"n_heads must divide hidden_dim \(got 3, 64\)"),
+        ({"hidden_dim": 6, "n_heads": 6}, "head_dim = hidden_dim / n_heads must be even"),
+        ({"n_blocks": 0}, r"n_blocks must be a positive integer \(got 0\)"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"mask_id": 258}, r"mask_id must be an int in \[0, vocab_size\) \(got 258, vocab_size 258\)"),
+        ({"attn_backend": "fast"}, "attn_backend must be one of"),
+        ({"time_conditioning": 1}, "time_conditioning must be a bool"),
+        ({"block_size": 0}, "block_size must be a positive integer"),
+    ],
+)
+def test_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        micro(**changes)
+
+
+def test_frozen():
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        micro().n_blocks = 3
