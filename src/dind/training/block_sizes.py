@@ -47,7 +47,9 @@ def _draw(dist: BlockSizeDistribution, n: int, generator: torch.Generator | None
 def check_divides(dist: BlockSizeDistribution, length: int) -> None:
     bad = [size for size in dist.support() if size > length or length % size]
     if bad:
-        raise ValueError(f"every block size must divide the sequence length (got sizes {bad}, length {length})")
+        raise ValueError(
+            f"every block size must divide the sequence length (got sizes {bad}, length {length})"
+        )
 
 
 def _positive_size(instance: object, attribute: attrs.Attribute, value: int) -> None:
@@ -169,7 +171,7 @@ class CategoricalBlockSize:
         return cls(tuple(int(size) for size, _ in pairs), tuple(float(weight) for _, weight in pairs))
 
     def __str__(self) -> str:
-        return "categorical:" + ",".join(f"{s}={w:g}" for s, w in zip(self.sizes, self.weights))
+        return "categorical:" + ",".join(f"{s}={w:g}" for s, w in zip(self.sizes, self.weights, strict=True))
 
     def support(self) -> tuple[int, ...]:
         return self.sizes
@@ -182,7 +184,7 @@ class CategoricalBlockSize:
 
 
 def parse_block_sizes(text: str) -> BlockSizeDistribution:
-    """"fixed:4" | "bimodal:4,1024,0.1" | "uniform:4,16,64" | "categorical:4=0.9,1024=0.1";
+    """ "fixed:4" | "bimodal:4,1024,0.1" | "uniform:4,16,64" | "categorical:4=0.9,1024=0.1";
     the inverse of ``str(distribution)``."""
     name, _, args = text.partition(":")
     factory = BLOCK_SIZE_DISTRIBUTIONS.get(name.strip())

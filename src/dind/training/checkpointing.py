@@ -1,0 +1,108 @@
+"""Training checkpoints: a BD3-LM-format model directory plus the trainer's state, written atomically.
+
+Layout of ``<out_dir>/checkpoints/<name>/`` (name = "latest" or "step-0001000"):
+- config.json + model.safetensors: ``dind.models.save_pretrained`` of the EMA weights (what
+  BD3-LM releases), so ``dind.models.from_pretrained`` loads it like a hub checkpoint;
+- trainer_state.pt: raw weights, optimizer, EMA, step, RNG states, data position;
+- train_config.yaml: the TrainConfig that produced it.
+A checkpoint is built in a temporary directory and renamed into place; the previous one with the
+same name is moved aside first and removed after, so an interruption leaves a complete checkpoint
+(either the old one, or ``<name>.old`` which ``find_checkpoint`` also accepts).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TRAINER_STATE = "trainer_state.pt"
+TRAIN_CONFIG = "train_config.yaml"
+LATEST = "latest"
+
+
+def checkpoint_root(out_dir: str | os.PathLike[str]) -> Path:
+    return Path(out_dir) / "checkpoints"
+
+
+def periodic_name(step: int) -> str:
+    return f"step-{step:07d}"
+
+
+@contextmanager
+def atomic_directory(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields a path that does not exist yet (inside a temporary directory next to ``final``);
+    whatever is written there replaces ``final`` when the block exits without an error."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    staged = scratch / final.name
+    try:
+        yield staged
+        if not staged.is_dir():
+            raise RuntimeError(f"nothing was written to the staged checkpoint directory {staged}")
+        old = final.with_name(final.name + ".old")
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+        staged.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_checkpoint(
+    directory: str | os.PathLike[str],
+    *,
+    export_model: torch.nn.Module,
+    trainer_state: dict[str, Any],
+    config_yaml: str,
+) -> Path:
+    """Write ``export_model`` (already holding the weights to publish: the EMA) in BD3-LM format
+    with the trainer state next to it, atomically."""
+    from dind import models
+
+    with atomic_directory(directory) as staged:
+        models.save_pretrained(export_model, staged)
+        staged.mkdir(parents=True, exist_ok=True)
+        torch.save(trainer_state, staged / TRAINER_STATE)
+        (staged / TRAIN_CONFIG).write_text(config_yaml)
+    return Path(directory)
+
+
+def find_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """A checkpoint directory from a checkpoint path, or from a run's out_dir (its latest)."""
+    path = Path(path)
+    for candidate in (path, checkpoint_root(path) / LATEST):
+        if (candidate / TRAINER_STATE).is_file():
+            return candidate
+        old = candidate.with_name(candidate.name + ".old")
+        if (old / TRAINER_STATE).is_file():  # interrupted between the two renames
+            return old
+    raise FileNotFoundError(
+        f"no checkpoint with {TRAINER_STATE} at {path} or {checkpoint_root(path) / LATEST}"
+    )
+
+
+def read_trainer_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    return torch.load(Path(directory) / TRAINER_STATE, map_location="cpu", weights_only=True)
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(generator: torch.Generator, state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,234 @@
+"""The training configuration: frozen attrs classes, YAML/JSON round trip, ``a.b=value`` overrides.
+
+Names (presets, registries) stay strings here; ``dind.training.setup`` turns them into objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import yaml
+
+from dind.data.packing import ChunkFormat
+
+Precision = Literal["auto", "fp32", "bf16"]
+DistributedMode = Literal["none", "ddp", "fsdp"]
+
+
+def _positive(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0 (got {value!r})")
+
+
+def _positive_int(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"{attribute.name} must be a positive integer or null (got {value!r})")
+
+
+def _non_negative_int(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{attribute.name} must be an integer >= 0 (got {value!r})")
+
+
+def _float_or_none(value: Any) -> float | None:
+    # YAML 1.1 reads "1e-4" (no dot) as a string
+    return None if value is None else float(value)
+
+
+def _one_of(*options: str) -> Any:
+    return attrs.validators.in_(options)
+
+
+def _options() -> Any:
+    return attrs.field(factory=dict, converter=dict)
+
+
+@attrs.frozen
+class ModelConfig:
+    """``preset``: a ``dind.models.build`` name, with ``options`` as keyword overrides; ``init``: a
+    BD3-LM-format checkpoint directory to start from (fine-tuning) instead of a fresh preset."""
+
+    preset: str = "tiny"
+    options: dict[str, Any] = _options()
+    init: str | None = None
+
+
+@attrs.frozen
+class DataConfig:
+    """``length`` null = the model's ``model_length``. ``cache_dir`` null = ~/.cache/dind/tokens."""
+
+    corpus: str = "text"
+    corpus_options: dict[str, Any] = _options()
+    tokenizer: str = "gpt2"
+    length: int | None = attrs.field(default=None, validator=_positive_int)
+    chunk_format: ChunkFormat = attrs.field(default="bos", validator=_one_of("plain", "bos", "bos_eos"))
+    validation_fraction: float = attrs.field(
+        default=0.05, converter=float, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
+    )
+    split_seed: int = 0
+    cache_dir: str | None = None
+    shuffle: bool = True
+
+
+@attrs.frozen
+class ObjectiveConfig:
+    """``block_sizes``: a BLOCK_SIZE_DISTRIBUTIONS name with ``block_size_options``, or the text form
+    alone ("bimodal:4,1024,0.1", "fixed:4"). ``block_size_draw``: one size per batch or per row."""
+
+    block_sizes: str = "bimodal:4,1024,0.1"
+    block_size_options: dict[str, Any] = _options()
+    block_size_draw: Literal["batch", "sample"] = attrs.field(
+        default="sample", validator=_one_of("batch", "sample")
+    )
+    schedule: str = "loglinear"
+    schedule_options: dict[str, Any] = _options()
+    time_sampler: str = "stratified"
+    resample: bool = False
+    freeze_first_token: bool = True
+
+
+def _floats(value: Sequence[float]) -> tuple[float, ...]:
+    return tuple(float(v) for v in value)
+
+
+def _betas(value: Sequence[float]) -> tuple[float, float]:
+    if len(value) != 2:
+        raise ValueError(f"betas must hold two floats (got {value!r})")
+    return _floats(value)  # type: ignore[return-value]
+
+
+@attrs.frozen
+class VarianceConfig:
+    """BD3-LM's clipped-schedule search. ``every``: optimizer steps between searches (null: only at
+    validation when ``at_validation``). ``block_size`` null = the smallest size the mix draws.
+    ``widths`` / ``step``: the candidate intervals (the defaults give BD3-LM's 36)."""
+
+    enabled: bool = False
+    every: int | None = attrs.field(default=None, validator=_positive_int)
+    at_validation: bool = True
+    batches: int = attrs.field(default=8, validator=_positive_int)
+    block_size: int | None = attrs.field(default=None, validator=_positive_int)
+    seed: int = 0
+    widths: tuple[float, ...] = attrs.field(default=(0.5, 0.6, 0.7, 0.8, 0.9), converter=_floats)
+    step: float = attrs.field(default=0.05, converter=float, validator=_positive)
+
+
+@attrs.frozen
+class OptimConfig:
+    lr: float = attrs.field(default=3e-4, converter=float, validator=_positive)
+    betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), converter=_betas)
+    eps: float = attrs.field(default=1e-8, converter=float, validator=_positive)
+    weight_decay: float = attrs.field(default=0.0, converter=float, validator=attrs.validators.ge(0.0))
+    lr_schedule: str = "constant"
+    lr_schedule_options: dict[str, Any] = _options()
+    warmup_steps: int = attrs.field(default=2500, validator=_non_negative_int)
+    grad_clip: float | None = attrs.field(default=1.0, converter=_float_or_none, validator=_positive)
+
+
+@attrs.frozen
+class TrainConfig:
+    """One training run. ``batch_size`` is global (sequences per optimizer step, all processes);
+    each process runs ``micro_batch_size`` rows per forward (null: batch_size / world size) and
+    accumulates gradients over batch_size / (micro_batch_size * world size) forwards."""
+
+    model: ModelConfig = attrs.field(factory=ModelConfig)
+    data: DataConfig = attrs.field(factory=DataConfig)
+    objective: ObjectiveConfig = attrs.field(factory=ObjectiveConfig)
+    variance: VarianceConfig = attrs.field(factory=VarianceConfig)
+    optim: OptimConfig = attrs.field(factory=OptimConfig)
+    ema_decay: float | None = attrs.field(
+        default=0.9999,
+        converter=_float_or_none,
+        validator=attrs.validators.optional([attrs.validators.ge(0.0), attrs.validators.lt(1.0)]),
+    )
+    trainer: str = "default"
+    steps: int = attrs.field(default=1000, validator=_positive_int)
+    batch_size: int = attrs.field(default=32, validator=_positive_int)
+    micro_batch_size: int | None = attrs.field(default=None, validator=_positive_int)
+    precision: Precision = attrs.field(default="auto", validator=_one_of("auto", "fp32", "bf16"))
+    activation_checkpointing: bool = False
+    distributed: DistributedMode = attrs.field(default="none", validator=_one_of("none", "ddp", "fsdp"))
+    device: str = "auto"
+    seed: int = 0
+    out_dir: str = "runs/train"
+    log_every: int = attrs.field(default=10, validator=_positive_int)
+    eval_every: int | None = attrs.field(default=500, validator=_positive_int)
+    eval_batches: int = attrs.field(default=16, validator=_positive_int)
+    eval_at_start: bool = True
+    save_every: int | None = attrs.field(default=1000, validator=_positive_int)
+    keep_every: int | None = attrs.field(default=None, validator=_positive_int)
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        return _structure(cls, data, prefix="")
+
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+        return cls.from_dict(apply_overrides(load_mapping(path), overrides))
+
+
+def _structure(cls: type, data: Mapping[str, Any], *, prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"config section {prefix or '(top)'!r} must be a mapping (got {data!r})")
+    fields = {field.name: field for field in attrs.fields(attrs.resolve_types(cls))}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown config keys {[prefix + key for key in unknown]}; known: {sorted(fields)}")
+    values = {}
+    for name, value in data.items():
+        kind = fields[name].type
+        values[name] = _structure(kind, value, prefix=f"{prefix}{name}.") if attrs.has(kind) else value
+    return cls(**values)
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML (.yaml/.yml) or JSON (.json) file as a dict."""
+    text = Path(path).read_text()
+    data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"config file must hold a mapping at the top level (got {type(data).__name__}: {path})"
+        )
+    return data
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``["optim.lr=1e-4", "objective.block_size_options.draft=8"]`` -> a new nested dict; values
+    are parsed as YAML (numbers, booleans, null, lists)."""
+    result = json.loads(json.dumps(data))  # a deep copy of plain data
+    for override in overrides:
+        key, separator, raw = override.partition("=")
+        if not separator or not key:
+            raise ValueError(f"override must look like key.sub=value (got {override!r})")
+        *parents, leaf = key.split(".")
+        node = result
+        for parent in parents:
+            child = node.setdefault(parent, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"override {key!r}: {parent!r} is not a section (got {child!r})")
+            node = child
+        node[leaf] = _parse_value(raw)
+    return result
+
+
+def _parse_value(raw: str) -> Any:
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)  # "1e-4": YAML 1.1 wants a dot in floats
+        except ValueError:
+            return value
+    return value

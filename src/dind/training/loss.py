@@ -1,0 +1,144 @@
+"""The block-diffusion NELBO (BD3-LM), vectorised over [x_t ; x_0], for mixed block sizes.
+
+Per token: ``weight(t) * CE(p_theta(. | x_t, clean prefix), x)`` on masked positions, 0 elsewhere,
+averaged over ALL positions of the batch (REFERENCE.md). ``t`` is one time per block. Rows whose
+block is the whole sequence use the plain bidirectional forward (the global-block shortcut: the
+noisy half of [x_t ; x_0] then sees exactly x_t, so the clean half is wasted compute).
+
+Two layers, so tests can inject masks and times:
+- ``nelbo(model, clean, noisy, masked, t_positions, block_sizes, schedule)``: the loss of a given
+  noise draw;
+- ``Objective.draw`` / ``sample_nelbo``: draw block sizes, times and masks, then ``nelbo``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from dind.masking import per_row_block_sizes
+from dind.schedules import NoiseSchedule
+
+
+@attrs.frozen
+class LossResult:
+    """``loss``: differentiable scalar (NELBO per position). ``nll_sum``: detached sum of token
+    losses; ``tokens``: positions counted (``nll_sum / tokens`` aggregates over micro-batches and
+    ranks). ``masked``: detached count of masked positions. ``block_losses``: detached (batch,
+    max_blocks) mean token loss of each block, NaN past a row's last block."""
+
+    loss: Tensor
+    nll_sum: Tensor
+    tokens: int
+    masked: Tensor
+    block_losses: Tensor
+
+    @property
+    def nll(self) -> Tensor:
+        return self.nll_sum / self.tokens
+
+
+def as_block_size_tensor(block_sizes: int | Tensor, batch: int, length: int) -> Tensor:
+    """(batch,) long block sizes on CPU, each dividing ``length``."""
+    return per_row_block_sizes(torch.as_tensor(block_sizes).cpu(), batch, length)
+
+
+def block_diffusion_logits(model: Any, noisy: Tensor, clean: Tensor, block_sizes: Tensor) -> Tensor:
+    """(batch, length) noisy/clean tokens, (batch,) block sizes -> (batch, length, vocab) fp32 logits
+    of the noisy half; rows with block size == length take the plain bidirectional forward."""
+    length = noisy.shape[1]
+    is_global = (block_sizes == length).to(noisy.device)
+    n_global = int(is_global.sum())  # one sync per batch picks the path
+    if n_global == len(noisy):
+        return model.logits(noisy, block_size=None).float()
+    if n_global == 0:
+        return model.training_logits(noisy, clean, block_sizes.to(noisy.device)).float()
+    rows_global = is_global.nonzero().squeeze(1)
+    rows_local = (~is_global).nonzero().squeeze(1)
+    local = model.training_logits(
+        noisy[rows_local], clean[rows_local], block_sizes.to(noisy.device)[rows_local]
+    )
+    global_ = model.logits(noisy[rows_global], block_size=None)
+    order = torch.cat([rows_local, rows_global])
+    return torch.cat([local.float(), global_.float()])[torch.argsort(order)]
+
+
+class DiffusionForward(nn.Module):
+    """``forward(noisy, clean, block_sizes) -> logits`` over a DiT: the one entry point DDP/FSDP wrap
+    (their hooks run on ``forward``, not on the DiT's ``logits``/``training_logits`` methods)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, noisy: Tensor, clean: Tensor, block_sizes: Tensor) -> Tensor:
+        return block_diffusion_logits(self.model, noisy, clean, block_sizes)
+
+
+def nelbo_from_logits(
+    logits: Tensor,
+    clean: Tensor,
+    masked: Tensor,
+    t_positions: Tensor,
+    block_sizes: Tensor,
+    *,
+    schedule: NoiseSchedule,
+    mask_id: int,
+) -> LossResult:
+    """The NELBO of given logits (batch, length, vocab), masks (batch, length) bool, per-position
+    times (batch, length) and block sizes (batch,)."""
+    batch, length = clean.shape
+    if logits.shape[:2] != clean.shape or masked.shape != clean.shape or t_positions.shape != clean.shape:
+        raise ValueError(
+            f"logits (batch, length, vocab), masked and t_positions (batch, length) must match clean "
+            f"{tuple(clean.shape)} (got {tuple(logits.shape)}, {tuple(masked.shape)}, "
+            f"{tuple(t_positions.shape)})"
+        )
+    selected = logits[masked].float()  # (masked, vocab): a fresh tensor, safe to edit in place
+    selected[:, mask_id] = float("-inf")  # the model must never predict MASK as a clean token
+    cross_entropy = torch.nn.functional.cross_entropy(selected, clean[masked], reduction="none")
+    weighted = schedule.weight(t_positions[masked].float()) * cross_entropy
+    token_loss = torch.zeros(batch, length, dtype=torch.float32, device=logits.device)
+    token_loss = token_loss.masked_scatter(masked, weighted)
+    loss = token_loss.sum() / (batch * length)
+    return LossResult(
+        loss=loss,
+        nll_sum=token_loss.sum().detach(),
+        tokens=batch * length,
+        masked=masked.sum().detach(),
+        block_losses=_block_means(token_loss.detach(), block_sizes.to(logits.device)),
+    )
+
+
+def _block_means(token_loss: Tensor, block_sizes: Tensor) -> Tensor:
+    batch, length = token_loss.shape
+    max_blocks = length // int(block_sizes.min())
+    block_index = torch.arange(length, device=token_loss.device)[None, :] // block_sizes[:, None]
+    sums = torch.zeros(batch, max_blocks, device=token_loss.device).scatter_add_(1, block_index, token_loss)
+    means = sums / block_sizes[:, None]
+    past_end = torch.arange(max_blocks, device=token_loss.device)[None, :] >= (length // block_sizes)[:, None]
+    return means.masked_fill(past_end, float("nan"))
+
+
+def nelbo(
+    model: Any,
+    clean: Tensor,
+    noisy: Tensor,
+    masked: Tensor,
+    t_positions: Tensor,
+    block_sizes: int | Tensor,
+    schedule: NoiseSchedule,
+    *,
+    mask_id: int | None = None,
+) -> LossResult:
+    """The NELBO of one noise draw. ``model`` is a DiT (``logits``/``training_logits``) or a module
+    whose ``forward(noisy, clean, block_sizes)`` returns logits (``DiffusionForward``, or DDP/FSDP
+    around one; then pass ``mask_id``)."""
+    sizes = as_block_size_tensor(block_sizes, *clean.shape)
+    forward = DiffusionForward(model) if hasattr(model, "training_logits") else model
+    mask_id = model.mask_id if mask_id is None else mask_id
+    logits = forward(noisy, clean, sizes)
+    return nelbo_from_logits(logits, clean, masked, t_positions, sizes, schedule=schedule, mask_id=mask_id)

@@ -1,0 +1,74 @@
+"""Training metrics: one JSON object per line (JSONL) and a tqdm progress bar, main rank only."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    """Appends records to ``path`` (JSONL); ``enabled=False`` (non-main ranks) makes it a no-op.
+    Each record is flushed at once, so an interrupted run keeps every line written."""
+
+    def __init__(self, path: str | os.PathLike[str], *, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        clean = {key: _plain(value) for key, value in record.items()}
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(clean) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN/inf
+    return value
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+class Throughput:
+    """Tokens per second of training steps since the last ``rate()`` call (time spent evaluating
+    and saving between steps is not counted)."""
+
+    def __init__(self) -> None:
+        self._seconds = 0.0
+        self._tokens = 0
+
+    def add(self, tokens: int, seconds: float) -> None:
+        self._tokens += tokens
+        self._seconds += seconds
+
+    def rate(self) -> float:
+        rate = self._tokens / max(self._seconds, 1e-9)
+        self._seconds, self._tokens = 0.0, 0
+        return rate
+
+
+def progress_bar(total: int, initial: int, *, enabled: bool) -> Any:
+    """A tqdm bar over optimizer steps (ETA from tqdm); a no-op object when disabled."""
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def close(self) -> None: ...

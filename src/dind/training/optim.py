@@ -1,0 +1,89 @@
+"""AdamW and learning-rate schedules.
+
+A schedule is a pure function of the optimizer step (``factor(step)`` multiplies the base rate),
+so the trainer state only needs the step number to resume it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+import attrs
+import torch
+from torch import nn
+
+from dind.registry import Registry
+
+
+@runtime_checkable
+class LRSchedule(Protocol):
+    """``factor(step)``: the learning-rate multiplier for optimizer step ``step`` (0-based), in [0, 1]."""
+
+    def factor(self, step: int) -> float: ...
+
+
+LR_SCHEDULES: Registry[LRSchedule] = Registry("lr_schedules", entry_point_group="dind.lr_schedules")
+
+
+def _non_negative_int(instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be an integer >= 0 (got {value!r})")
+
+
+def _warmup(step: int, warmup_steps: int) -> float:
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+
+
+@LR_SCHEDULES.register("constant")
+@attrs.frozen
+class ConstantWithWarmup:
+    """Linear warm-up over ``warmup_steps``, then constant (BD3-LM's fine-tuning schedule)."""
+
+    warmup_steps: int = attrs.field(default=0, validator=_non_negative_int)
+    total_steps: int | None = None  # accepted so every schedule builds from the same arguments
+
+    def factor(self, step: int) -> float:
+        return _warmup(step, self.warmup_steps)
+
+
+@LR_SCHEDULES.register("cosine")
+@attrs.frozen
+class CosineWithWarmup:
+    """Linear warm-up, then cosine decay to ``min_ratio`` at ``total_steps`` (constant after)."""
+
+    total_steps: int = attrs.field(validator=_non_negative_int)
+    warmup_steps: int = attrs.field(default=0, validator=_non_negative_int)
+    min_ratio: float = attrs.field(
+        default=0.1, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+    )
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return _warmup(step, self.warmup_steps)
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_adamw(
+    named_parameters: Iterable[tuple[str, nn.Parameter]],
+    *,
+    lr: float = 3e-4,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (biases, norms and scalars are not decayed)."""
+    decay, no_decay = [], []
+    for _, parameter in named_parameters:
+        if parameter.requires_grad:
+            (decay if parameter.dim() >= 2 else no_decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

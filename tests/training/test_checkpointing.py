@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from dind.training import atomic_directory, find_checkpoint
+from dind.training.checkpointing import TRAINER_STATE, restore_rng_state, rng_state
+from dind.training.metrics import MetricsLog, read_metrics
+
+
+def test_atomic_directory_replaces_only_on_success(tmp_path):
+    final = tmp_path / "checkpoints" / "latest"
+    with atomic_directory(final) as staged:
+        staged.mkdir()
+        (staged / "a").write_text("first")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_directory(final) as staged:
+            staged.mkdir()
+            (staged / "a").write_text("second")
+            raise RuntimeError("boom")
+    assert (final / "a").read_text() == "first"
+    with atomic_directory(final) as staged:
+        staged.mkdir()
+        (staged / "a").write_text("third")
+    assert (final / "a").read_text() == "third"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["latest"]  # no temporary or .old left
+
+
+def test_find_checkpoint_accepts_run_dirs_and_the_old_copy(tmp_path):
+    old = tmp_path / "checkpoints" / "latest.old"
+    old.mkdir(parents=True)
+    (old / TRAINER_STATE).write_bytes(b"")
+    assert find_checkpoint(tmp_path) == old  # interrupted between the two renames
+    with pytest.raises(FileNotFoundError, match=TRAINER_STATE):
+        find_checkpoint(tmp_path / "elsewhere")
+
+
+def test_rng_state_round_trip():
+    generator = torch.Generator().manual_seed(3)
+    state = rng_state(generator)
+    expected = (torch.rand(3), torch.rand(3, generator=generator))
+    restore_rng_state(generator, state)
+    assert torch.equal(torch.rand(3), expected[0]) and torch.equal(
+        torch.rand(3, generator=generator), expected[1]
+    )
+
+
+def test_metrics_jsonl_drops_non_finite_and_skips_when_disabled(tmp_path):
+    log = MetricsLog(tmp_path / "m.jsonl")
+    log.write({"step": 1, "loss": torch.tensor(2.5), "bad": float("nan")})
+    MetricsLog(tmp_path / "other.jsonl", enabled=False).write({"step": 1})
+    assert read_metrics(tmp_path / "m.jsonl") == [{"step": 1, "loss": 2.5, "bad": None}]
+    assert not (tmp_path / "other.jsonl").exists()

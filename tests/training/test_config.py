@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dind.training import TrainConfig, apply_overrides, load_mapping
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@given(
+    lr=st.floats(1e-6, 1.0),
+    steps=st.integers(1, 10**6),
+    draw=st.sampled_from(["batch", "sample"]),
+    distributed=st.sampled_from(["none", "ddp", "fsdp"]),
+    clip=st.one_of(st.none(), st.floats(0.1, 10)),
+)
+def test_yaml_round_trip(lr, steps, draw, distributed, clip):
+    config = TrainConfig.from_dict(
+        apply_overrides(
+            {},
+            [
+                f"optim.lr={lr!r}",
+                f"steps={steps}",
+                f"objective.block_size_draw={draw}",
+                f"distributed={distributed}",
+                f"optim.grad_clip={'null' if clip is None else repr(clip)}",
+            ],
+        )
+    )
+    assert TrainConfig.from_dict(yaml.safe_load(config.to_yaml())) == config
+
+
+def test_overrides_reach_nested_keys_and_parse_yaml_values():
+    data = apply_overrides(
+        {"optim": {"lr": 1.0}},
+        [
+            "optim.lr=1e-4",
+            "objective.block_size_options.draft=8",
+            "data.corpus_options.paths=[a, b]",
+            "ema_decay=null",
+            "activation_checkpointing=true",
+        ],
+    )
+    config = TrainConfig.from_dict(data)
+    assert config.optim.lr == 1e-4 and config.objective.block_size_options["draft"] == 8
+    assert config.data.corpus_options["paths"] == ["a", "b"]
+    assert config.ema_decay is None and config.activation_checkpointing is True
+
+
+def test_json_and_yaml_files(tmp_path):
+    (tmp_path / "a.json").write_text('{"steps": 7, "optim": {"lr": 0.01}}')
+    (tmp_path / "b.yaml").write_text("steps: 9\noptim:\n  lr: 1e-3\n")
+    assert TrainConfig.from_file(tmp_path / "a.json").steps == 7
+    config = TrainConfig.from_file(tmp_path / "b.yaml", ["steps=11"])
+    assert config.steps == 11 and config.optim.lr == 1e-3
+    assert load_mapping(tmp_path / "b.yaml")["steps"] == 9
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"optim": {"lrr": 1}}, r"unknown config keys \['optim.lrr'\]"),
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"distributed": "horovod"}, "distributed"),
+        ({"objective": {"block_size_draw": "row"}}, "block_size_draw"),
+        ({"optim": "fast"}, "must be a mapping"),
+        ({"data": {"chunk_format": "padded"}}, "chunk_format"),
+    ],
+)
+def test_invalid_configs_name_the_key(data, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(data)
+
+
+def test_override_syntax_errors():
+    with pytest.raises(ValueError, match="key.sub=value"):
+        apply_overrides({}, ["steps"])
+    with pytest.raises(ValueError, match="not a section"):
+        apply_overrides({"steps": 3}, ["steps.x=1"])
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_parse(path):
+    config = TrainConfig.from_file(path)
+    assert TrainConfig.from_dict(yaml.safe_load(config.to_yaml())) == config

@@ -1,0 +1,128 @@
+import pytest
+import torch
+import yaml
+
+from dind import models
+from dind.training import TRAINERS, TrainConfig, Trainer, find_checkpoint, read_trainer_state
+from dind.training.metrics import read_metrics
+
+
+def test_default_trainer_is_registered():
+    assert TRAINERS.get("default") is Trainer
+
+
+def test_short_run_logs_evaluates_and_checkpoints(make_config, tmp_path):
+    config = make_config(
+        "variance.enabled=true", "variance.batches=2", "variance.widths=[0.5]", "variance.step=0.5"
+    )
+    trainer = Trainer(config)
+    trainer.fit()
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4] and [r["step"] for r in evals] == [0, 2, 4]
+    for key in ("loss", "nll", "lr", "tokens_per_s", "grad_norm", "eps_min", "eps_max"):
+        assert all(r[key] is not None for r in train), key
+    assert {"val_nelbo", "val_nelbo_block4", "val_nelbo_block32"} <= set(evals[0])
+    assert any(r["kind"] == "variance" for r in records)
+    assert train[0]["lr"] == pytest.approx(0.5e-3) and train[1]["lr"] == pytest.approx(1e-3)  # warm-up
+
+    checkpoint = find_checkpoint(tmp_path / "run")
+    published = models.from_pretrained(checkpoint)
+    state = read_trainer_state(checkpoint)
+    assert state["step"] == 4 and set(state) >= {"model", "optimizer", "ema", "rng", "data"}
+    ema = {name.removeprefix("model."): value for name, value in state["ema"]["shadow"].items()}
+    for name, parameter in published.named_parameters():
+        assert torch.equal(parameter.detach(), ema[name]), name  # model.safetensors holds the EMA
+    # the searched interval travels in the checkpoint's buffers
+    assert float(published.sampling_eps_min) == pytest.approx(float(trainer.model.sampling_eps_min))
+    saved = TrainConfig.from_dict(yaml.safe_load((checkpoint / "train_config.yaml").read_text()))
+    assert saved == config
+
+
+def test_interrupt_saves_the_last_completed_step(make_config, tmp_path, monkeypatch):
+    trainer = Trainer(make_config("save_every=null", "eval_every=null"))
+    original, calls = trainer.train_step, []
+
+    def interrupted():
+        calls.append(1)
+        if len(calls) == 3:
+            trainer.train_batches.next(4)  # consume data, as a real step would, before the interrupt
+            raise KeyboardInterrupt
+        return original()
+
+    monkeypatch.setattr(trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    state = read_trainer_state(find_checkpoint(tmp_path / "run"))
+    assert state["step"] == 2
+    assert (
+        state["data"]["cursor"] == 8 or state["data"]["epoch"] > 0
+    )  # the interrupted step's rows were rolled back
+
+
+def test_batch_geometry_and_vocabulary_checks(make_config):
+    with pytest.raises(ValueError, match="batch_size must be a multiple"):
+        Trainer(make_config("batch_size=6", "micro_batch_size=4"))
+    config = make_config(
+        "data.tokenizer=bytes" if models.build("micro").vocab_size != 258 else "data.tokenizer=gpt2"
+    )
+    with pytest.raises(ValueError, match="needs a model vocabulary"):
+        Trainer(config)
+
+
+def test_gradient_accumulation_matches_one_big_batch(make_config, tmp_path):
+    """Same global batch and noise: 2 micro-steps of 2 rows == 1 step of 4 rows (dropout off)."""
+    results = []
+    for micro_batch in (4, 2):
+        trainer = Trainer(
+            make_config(
+                f"micro_batch_size={micro_batch}",
+                "steps=1",
+                "eval_every=null",
+                "save_every=null",
+                "ema_decay=null",
+                f"out_dir={tmp_path / str(micro_batch)}",
+            )
+        )
+        trainer.model.eval()  # no dropout: the two runs differ only in how rows are grouped
+        metrics = trainer.train_step()
+        results.append((metrics["nll"], [p.detach().clone() for p in trainer.model.parameters()]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    for a, b in zip(results[0][1], results[1][1], strict=False):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _dind_train(argv):
+    import argparse
+
+    from dind.training import command
+
+    parser = argparse.ArgumentParser(prog="dind train")
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv))
+
+
+def test_cli_trains_from_a_config_file_with_overrides(make_config, tmp_path):
+    main = lambda argv: _dind_train(argv[1:])  # noqa: E731  (argv as given to `dind`)
+
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(make_config().to_yaml())
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config_path),
+                "steps=2",
+                "objective.block_sizes=fixed:8",
+                "eval_every=null",
+            ]
+        )
+        == 0
+    )
+    state = read_trainer_state(find_checkpoint(tmp_path / "run"))
+    assert state["step"] == 2
+    assert main(["train", "--config", str(config_path), "steps=3", "eval_every=null", "--resume"]) == 0
+    assert read_trainer_state(find_checkpoint(tmp_path / "run"))["step"] == 3
+    assert main(["train", "--config", str(config_path), "--print-config"]) == 0
