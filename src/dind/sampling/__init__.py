@@ -1,0 +1,51 @@
+"""Sampling: stage plans, confidence tracking, the block sampler and the multi-stage DiD sampler.
+
+``generate(model, plan, length=...)`` runs PAPER Algorithm 1; see ``dind.sampling.multistage``.
+"""
+
+from dind.sampling.block_sampler import StageOutcome, sample_stage, stage_spans
+from dind.sampling.confidence import CONFIDENCE_TRACKERS, ConfidenceTracker, initial_scores, record_reveals
+from dind.sampling.multistage import generate, row_seed
+from dind.sampling.nucleus import nucleus_filter, nucleus_keep
+from dind.sampling.oracles import MarkovOracle
+from dind.sampling.plan import Stage, StagePlan
+from dind.sampling.proposal import ProposalOptions, model_probs, propose
+from dind.sampling.scorers import model_scorer
+from dind.sampling.trace import GenerationResult, StageTrace
+from dind.sampling.unmasking import (
+    UNMASKING_RULES,
+    Ancestral,
+    ConfidenceThreshold,
+    ConfidenceTopK,
+    FirstHitting,
+    UnmaskingRule,
+)
+
+__all__ = [
+    "CONFIDENCE_TRACKERS",
+    "UNMASKING_RULES",
+    "Ancestral",
+    "ConfidenceThreshold",
+    "ConfidenceTopK",
+    "ConfidenceTracker",
+    "FirstHitting",
+    "GenerationResult",
+    "MarkovOracle",
+    "ProposalOptions",
+    "Stage",
+    "StageOutcome",
+    "StagePlan",
+    "StageTrace",
+    "UnmaskingRule",
+    "generate",
+    "initial_scores",
+    "model_probs",
+    "model_scorer",
+    "nucleus_filter",
+    "nucleus_keep",
+    "propose",
+    "record_reveals",
+    "row_seed",
+    "sample_stage",
+    "stage_spans",
+]

@@ -65,8 +65,9 @@ class Stage:
             text += f":{name}"
         if self.steps is not None:
             text += f"/{self.steps}"
-        options = [f"{key}={getattr(self, key):g}" for key in ("temperature", "top_p")
-                   if getattr(self, key) != 1.0]
+        options = [
+            f"{key}={getattr(self, key):g}" for key in ("temperature", "top_p") if getattr(self, key) != 1.0
+        ]
         return text + ("{" + ",".join(options) + "}" if options else "")
 
 
@@ -81,7 +82,9 @@ def _stages(instance: object, attribute: attrs.Attribute, value: tuple[Stage, ..
     if not value:
         raise ValueError("stages must not be empty")
     if value[0].remask_ratio != 0.0:
-        raise ValueError(f"stage 1 has nothing to remask: its remask_ratio must be 0 (got {value[0].remask_ratio})")
+        raise ValueError(
+            f"stage 1 has nothing to remask: its remask_ratio must be 0 (got {value[0].remask_ratio})"
+        )
 
 
 _STAGE = re.compile(
@@ -101,19 +104,25 @@ class StagePlan:
     @classmethod
     def parse(cls, text: str, *, remaskers: Mapping[str, Remasker] | None = None) -> StagePlan:
         pieces = [piece.strip() for piece in text.split("->")]
-        return cls(tuple(_parse_stage(piece, index + 1, remaskers or {}) for index, piece in enumerate(pieces)))
+        return cls(
+            tuple(_parse_stage(piece, index + 1, remaskers or {}) for index, piece in enumerate(pieces))
+        )
 
     def validate(self, length: int, *, prompt_length: int = 0) -> None:
         """Raise ValueError naming the stage (1-based), the rule and the value if the plan cannot
         run on sequences of ``length`` positions with a ``prompt_length`` frozen prefix."""
         if length < 1 or not 0 <= prompt_length < length:
-            raise ValueError(f"need length >= 1 and 0 <= prompt_length < length (got {length}, {prompt_length})")
+            raise ValueError(
+                f"need length >= 1 and 0 <= prompt_length < length (got {length}, {prompt_length})"
+            )
         for index, stage in enumerate(self.stages, start=1):
             size = stage.block_size
             if size is not None and size > length:
                 raise ValueError(f"stage {index}: block_size must be <= length (got {size}, length {length})")
             if size is not None and length % size:
-                raise ValueError(f"stage {index}: block_size must divide length (got {size}, length {length})")
+                raise ValueError(
+                    f"stage {index}: block_size must divide length (got {size}, length {length})"
+                )
 
     def block_sizes(self) -> tuple[int | None, ...]:
         return tuple(stage.block_size for stage in self.stages)
@@ -131,8 +140,10 @@ class StagePlan:
 def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> Stage:
     match = _STAGE.match(piece.replace(" ", ""))
     if match is None:
-        raise ValueError(f"stage {index}: cannot parse {piece!r}; expected e.g. '4', '1024@0.5', "
-                         f"'L@0.5:random/8{{top_p=0.9}}'")
+        raise ValueError(
+            f"stage {index}: cannot parse {piece!r}; expected e.g. '4', '1024@0.5', "
+            f"'L@0.5:random/8{{top_p=0.9}}'"
+        )
     kwargs: dict[str, object] = {"block_size": None if match["block"] == "L" else int(match["block"])}
     try:
         if match["ratio"] is not None:

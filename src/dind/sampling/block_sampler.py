@@ -1,0 +1,217 @@
+"""The per-stage block sampler: fill the masked positions of a draft block by block.
+
+Blocks of the stage's size are aligned at multiples of B as in training (``FixedPartitioner``)
+and walked left to right. With ``use_cache`` the exact KV cache is reset at the start of the
+stage and each finished block is appended to it (the last block is not: nothing reads it);
+without it, block [s, e) is denoised from ``logits(tokens[:, :e], block_size=B)[:, s:e]``, the
+uncached reference. A stage whose single block spans the whole sequence (global stage) calls
+``logits(tokens, block_size=None)`` either way.
+
+Inside a block an ``UnmaskingRule`` picks the positions to reveal each step; tokens are proposed
+by ``proposal.propose`` and every reveal is reported to the ``ConfidenceTracker``. Only MASK
+positions are ever written: prompt tokens and the tokens a previous stage kept never change.
+
+Randomness: one ``torch.Generator`` per row. At each step, each row that still has masked
+positions in the block draws, from its own generator, ``width`` uniforms for the rule and then
+one (vocab,) Gumbel vector per position it proposes; rows without masked positions draw nothing.
+The model forward is batched, so row r of a batch equals row r sampled alone with the same
+generator state (as long as the model's own numerics are batch-invariant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor
+
+from dind.blocks import FixedPartitioner, Span
+from dind.models.protocol import Denoiser
+from dind.sampling.confidence import ConfidenceTracker, record_reveals
+from dind.sampling.nfe import CountingDenoiser
+from dind.sampling.proposal import ProposalOptions, draw_gumbel, model_probs, propose
+from dind.sampling.unmasking.base import UnmaskingRule
+
+
+@attrs.frozen
+class StageOutcome:
+    """tokens/scores (batch, length) after the stage; nfe (batch,) long, BD3-LM convention;
+    forward_passes: raw model calls; model_time_s: seconds inside them."""
+
+    tokens: Tensor
+    scores: Tensor
+    nfe: Tensor
+    forward_passes: int
+    model_time_s: float
+
+
+@attrs.frozen
+class _BlockContext:
+    model: Denoiser
+    rule: UnmaskingRule
+    tracker: ConfidenceTracker
+    generators: Sequence[torch.Generator]
+    steps: int | None
+    proposal: ProposalOptions
+
+
+def stage_spans(block_size: int | None, length: int) -> tuple[Span, ...]:
+    """The blocks of a stage: aligned at multiples of ``block_size``; one span when global."""
+    if block_size is None or block_size >= length:
+        return ((0, length),)
+    return FixedPartitioner(block_size).spans(length)
+
+
+def sample_stage(
+    model: Denoiser,
+    tokens: Tensor,
+    scores: Tensor,
+    *,
+    block_size: int | None,
+    rule: UnmaskingRule,
+    tracker: ConfidenceTracker,
+    generators: Sequence[torch.Generator],
+    steps: int | None = None,
+    proposal: ProposalOptions | None = None,
+    use_cache: bool = True,
+    on_block: Callable[[], None] | None = None,
+) -> StageOutcome:
+    """Fill every MASK of ``tokens`` (batch, length) with blocks of ``block_size`` (None = global).
+
+    ``scores`` (batch, length) are the tracker's scores; revealed positions get new ones.
+    ``steps``: per-block step budget (None: ``rule.default_steps(width)``).
+    ``proposal``: temperature and top-p (None: temperature 1, no nucleus).
+    ``on_block`` is called after each block (progress bars).
+    """
+    if tokens.shape != scores.shape or tokens.dim() != 2:
+        raise ValueError(
+            f"tokens and scores must both be (batch, length) (got {tuple(tokens.shape)}, "
+            f"{tuple(scores.shape)})"
+        )
+    if len(generators) != tokens.shape[0]:
+        raise ValueError(f"generators must have one per row (got {len(generators)}, batch {tokens.shape[0]})")
+    counting = CountingDenoiser(model)
+    context = _BlockContext(counting, rule, tracker, tuple(generators), steps, proposal or ProposalOptions())
+    tokens, scores = tokens.clone(), scores.clone()
+    batch, length = tokens.shape
+    spans = stage_spans(block_size, length)
+    nfe = torch.zeros(batch, dtype=torch.long, device=tokens.device)
+    cache = counting.new_cache(batch, length) if use_cache and len(spans) > 1 else None
+    for index, (start, end) in enumerate(spans):
+        forward = _block_forward(counting, tokens, start, end, block_size, cache, single=len(spans) == 1)
+        nfe += _fill_block(context, forward, tokens, scores, start, end)
+        if cache is not None and index < len(spans) - 1:
+            counting.append_to_cache(tokens[:, start:end], cache=cache, start=start)
+        if on_block is not None:
+            on_block()
+    return StageOutcome(tokens, scores, nfe, counting.forward_passes, counting.model_time_s)
+
+
+def _block_forward(
+    model: Denoiser, tokens: Tensor, start: int, end: int, block_size: int | None, cache: Any, *, single: bool
+) -> Callable[[], Tensor]:
+    """A closure returning the (batch, width, vocab) logits of the block's current content."""
+    if single:
+        return lambda: model.logits(tokens, block_size=None)
+    if cache is not None:
+        return lambda: model.cached_logits(tokens[:, start:end], cache=cache, start=start)
+    return lambda: model.logits(tokens[:, :end], block_size=block_size)[:, start:end]
+
+
+def _fill_block(
+    context: _BlockContext,
+    forward: Callable[[], Tensor],
+    tokens: Tensor,
+    scores: Tensor,
+    start: int,
+    end: int,
+) -> Tensor:
+    """Reveal every masked position of tokens[:, start:end] in place; returns (batch,) NFEs."""
+    block = tokens[:, start:end]
+    masked = block == context.model.mask_id
+    nfe = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
+    steps = context.steps or context.rule.default_steps(end - start)
+    logits: Tensor | None = None
+    changed = torch.ones_like(nfe, dtype=torch.bool)  # content changed since the row's last forward
+    step = 0
+    while True:
+        active = masked.any(dim=1)
+        if not bool(active.any()):
+            return nfe
+        stale = active & changed
+        if bool(stale.any()):
+            fresh = forward().float()
+            # p(x0) caching: rows with nothing new keep their last logits (MDLM's ddpm_cache)
+            keep_old = logits is not None and bool((active & ~changed).any())
+            logits = torch.where(stale[:, None, None], fresh, logits) if keep_old else fresh
+            nfe += stale
+            changed &= ~stale
+        reveal, revealed_tokens, revealed_scores = _step(context, logits, masked, active, step, steps)
+        block[reveal] = revealed_tokens
+        new_scores = torch.zeros_like(scores[:, start:end])
+        new_scores[reveal] = revealed_scores.to(new_scores.dtype)
+        scores[:, start:end] = record_reveals(scores[:, start:end], reveal, new_scores)
+        masked &= ~reveal
+        changed |= reveal.any(dim=1)
+        step += 1
+        if step > max(end - start, steps):
+            raise RuntimeError(
+                f"unmasking rule {context.rule!r} did not finish a block of width "
+                f"{end - start} within max(width, steps={steps}) steps"
+            )
+
+
+def _checked(rule: UnmaskingRule, reveal: Tensor, masked: Tensor) -> Tensor:
+    # a reveal outside the masked set would overwrite a kept or prompt token
+    if bool((reveal & ~masked).any()):
+        raise ValueError(f"unmasking rule {rule!r} revealed a position that is not masked")
+    return reveal
+
+
+def _step(
+    context: _BlockContext, logits: Tensor, masked: Tensor, active: Tensor, step: int, steps: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One unmasking step -> reveal (batch, width) bool, the revealed tokens and their tracker
+    scores, both flat in row-major order of ``reveal``."""
+    rows = active.nonzero().flatten().tolist() if active.shape[0] > 1 else [0]
+    generators = [context.generators[row] for row in rows]
+    noise = torch.zeros(masked.shape, dtype=torch.float64, device=masked.device)
+    width, device = masked.shape[1], masked.device
+    noise[active] = torch.stack(
+        [
+            torch.rand(width, generator=generator, dtype=torch.float64, device=device)
+            for generator in generators
+        ]
+    )
+    rule = context.rule
+    if rule.uses_confidence:
+        candidates, probs = _propose_at(context, logits, masked, rows)
+        confidence = torch.full(masked.shape, float("-inf"), device=masked.device)
+        confidence[masked] = probs.gather(1, candidates[:, None]).squeeze(1)
+        reveal = _checked(rule, rule.select(masked, noise, confidence, step=step, steps=steps), masked)
+        chosen = reveal[masked]
+        candidates, probs = candidates[chosen], probs[chosen]
+    else:
+        reveal = _checked(rule, rule.select(masked, noise, None, step=step, steps=steps), masked)
+        candidates, probs = _propose_at(context, logits, reveal, rows)
+    revealed_scores = context.tracker.reveal_scores(probs[None], candidates[None])[0]
+    return reveal, candidates, revealed_scores
+
+
+def _propose_at(
+    context: _BlockContext, logits: Tensor, where: Tensor, rows: Sequence[int]
+) -> tuple[Tensor, Tensor]:
+    """Proposed tokens (positions,) and the model's fp32 distribution (positions, vocab) at the
+    True entries of ``where`` (batch, width), in row-major order."""
+    counts = where.sum(dim=1).tolist()
+    selected = logits[where]
+    gumbel = draw_gumbel(
+        [context.generators[row] for row in rows],
+        [counts[row] for row in rows],
+        selected.shape[-1],
+        logits.device,
+    )
+    candidates = propose(selected, gumbel, mask_id=context.model.mask_id, options=context.proposal)
+    return candidates, model_probs(selected, context.model.mask_id)

@@ -1,0 +1,241 @@
+"""The multi-stage (Diffusion in Diffusion) sampler: PAPER Algorithm 1 over a ``StagePlan``.
+
+Stage 1 drafts from an all-MASK sequence with its (small) block size. Before each later stage the
+stage's remasker sends floor(gamma * n_eligible) positions of every row back to MASK (eligible =
+generated, i.e. not prompt/BOS, and not already masked), chosen from the tracker's scores; the
+block sampler then refills only those positions with the stage's (larger) block size, with a
+fresh KV cache. Kept tokens keep their scores; re-revealed positions get new ones.
+
+Seeds: ``seed`` is one int per row, an int s (row r then uses ``row_seed(s, r)``, a hash of
+(s, r): rows of nearby seeds do not overlap), or None (fresh random seeds); the per-row seeds are
+reported in the result. Each row owns a ``torch.Generator``: row r of a batch equals the same
+row generated alone with the same seed. Remaskers are therefore called row by row (each with
+its row's generator); a post-hoc remasker's scoring forward is not counted in the trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+import torch
+from torch import Tensor
+
+from dind.models.protocol import Denoiser
+from dind.sampling.block_sampler import sample_stage, stage_spans
+from dind.sampling.confidence import CONFIDENCE_TRACKERS, ConfidenceTracker, initial_scores
+from dind.sampling.plan import Stage, StagePlan
+from dind.sampling.postprocess import low_entropy_rows, truncate_after_eos
+from dind.sampling.proposal import ProposalOptions
+from dind.sampling.trace import GenerationResult, StageTrace
+from dind.sampling.unmasking import FirstHitting, UnmaskingRule
+
+Prompt = Tensor | Sequence[int] | Sequence[Sequence[int]] | None
+_Run = tuple[Tensor, Tensor, tuple[StageTrace, ...]]  # tokens, scores, per-stage trace
+
+
+def generate(
+    model: Denoiser,
+    plan: StagePlan,
+    *,
+    length: int,
+    batch_size: int = 1,
+    prompt: Prompt = None,
+    seed: int | Sequence[int] | None = None,
+    tracker: ConfidenceTracker | None = None,
+    unmasking: UnmaskingRule | None = None,
+    use_cache: bool = True,
+    bos_id: int | None = None,
+    stop_at_eos: bool = False,
+    eos_id: int | None = None,
+    reject_low_entropy: bool = False,
+    max_retries: int = 10,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> GenerationResult:
+    """Generate ``batch_size`` sequences of ``length`` tokens with the stages of ``plan``.
+
+    prompt: token ids (prompt_length,) shared by all rows, or (batch, prompt_length); frozen.
+    bos_id: if set, position 0 is BOS and frozen (BD3-LM convention); the prompt follows it.
+    tracker: confidence signal (default: snapshot). unmasking: the default rule for stages that
+      do not set their own (default: first-hitting).
+    use_cache: exact KV cache over finished blocks; False runs the uncached reference path.
+    stop_at_eos: after the last stage, every position after a row's first generated ``eos_id``
+      (default: ``bos_id``) is set to EOS and counted as padding (``result.lengths``).
+    reject_low_entropy: BD3-LM's degenerate-sample rejection (off by default; it flatters Gen PPL):
+      when length > 256 and the unigram entropy of a row's last 256 tokens is < 4 nats, the row is
+      regenerated, at most ``max_retries`` times (its generator continues, so each draw differs).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
+    if stop_at_eos and eos_id is None and bos_id is None:
+        raise ValueError("stop_at_eos needs eos_id (or bos_id, used as EOS) (got None)")
+    device = torch.device(device) if device is not None else _model_device(model)
+    prefix = _prefix(prompt, bos_id, batch_size, device)
+    plan.validate(length, prompt_length=prefix.shape[1])
+    seeds = _row_seeds(seed, batch_size)
+    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    tracker = tracker if tracker is not None else CONFIDENCE_TRACKERS.build("snapshot")
+    run = _PlanRun(model, plan, length, tracker, unmasking or FirstHitting(), use_cache)
+    bar = _progress_bar(plan, length, enabled=progress)
+    on_block = bar.update if bar is not None else None
+    tokens, scores, trace = run(prefix, generators, on_block)
+    attempts = torch.ones(batch_size, dtype=torch.long, device=device)
+    for _ in range(max_retries if reject_low_entropy else 0):
+        redo = low_entropy_rows(tokens).nonzero().flatten().tolist()
+        if not redo:
+            break
+        if bar is not None:
+            bar.total += _blocks_per_run(plan, length)
+        again = run(prefix[redo], [generators[row] for row in redo], on_block)
+        tokens, scores, trace = _merge(tokens, scores, trace, redo, again)
+        attempts[redo] += 1
+    if bar is not None:
+        bar.close()
+    lengths = torch.full((batch_size,), length, dtype=torch.long, device=device)
+    if stop_at_eos:
+        tokens, lengths = truncate_after_eos(
+            tokens, eos_id if eos_id is not None else bos_id, prefix.shape[1]
+        )
+    return GenerationResult(tokens, scores, trace, tuple(seeds), attempts, lengths)
+
+
+@attrs.frozen
+class _PlanRun:
+    """Algorithm 1 for a set of rows (their prefixes and generators)."""
+
+    model: Denoiser
+    plan: StagePlan
+    length: int
+    tracker: ConfidenceTracker
+    unmasking: UnmaskingRule
+    use_cache: bool
+
+    def __call__(
+        self, prefix: Tensor, generators: Sequence[torch.Generator], on_block: Callable[[], None] | None
+    ) -> _Run:
+        batch, prompt_length = prefix.shape
+        tokens = torch.full((batch, self.length), self.model.mask_id, dtype=torch.long, device=prefix.device)
+        tokens[:, :prompt_length] = prefix
+        frozen = torch.zeros_like(tokens, dtype=torch.bool)
+        frozen[:, :prompt_length] = True
+        scores = initial_scores(batch, self.length, frozen=frozen, device=prefix.device)
+        trace = []
+        for stage in self.plan:
+            begin = time.perf_counter()
+            remasked = _remask(stage, tokens, scores, frozen, generators, self.model.mask_id)
+            tokens = tokens.masked_fill(remasked, self.model.mask_id)
+            outcome = sample_stage(
+                self.model, tokens, scores, block_size=stage.block_size,
+                rule=stage.unmasking if stage.unmasking is not None else self.unmasking,
+                tracker=self.tracker, generators=generators, steps=stage.steps,
+                proposal=ProposalOptions(temperature=stage.temperature, top_p=stage.top_p),
+                use_cache=self.use_cache, on_block=on_block,
+            )  # fmt: skip
+            tokens, scores = outcome.tokens, outcome.scores
+            trace.append(StageTrace(
+                stage.block_size, float(stage.remask_ratio), remasked, tokens, scores, outcome.nfe,
+                outcome.forward_passes, time.perf_counter() - begin, outcome.model_time_s,
+            ))  # fmt: skip
+        return tokens, scores, tuple(trace)
+
+
+def _remask(
+    stage: Stage,
+    tokens: Tensor,
+    scores: Tensor,
+    frozen: Tensor,
+    generators: Sequence[torch.Generator],
+    mask_id: int,
+) -> Tensor:
+    """(batch, length) bool: the positions the stage's remasker sends back to MASK, row by row."""
+    if not stage.remask_ratio:
+        return torch.zeros_like(frozen)
+    eligible = ~frozen & (tokens != mask_id)
+    rows = [
+        stage.remasker.select(
+            tokens[row : row + 1], scores[row : row + 1], eligible[row : row + 1], stage.remask_ratio,
+            generator=generator,
+        )
+        for row, generator in enumerate(generators)
+    ]  # fmt: skip
+    return torch.cat(rows).to(torch.bool)
+
+
+def _merge(
+    tokens: Tensor, scores: Tensor, trace: tuple[StageTrace, ...], rows: list[int], again: _Run
+) -> _Run:
+    """Replace ``rows`` of a run by the rows of a redraw; raw counters and times add up."""
+    new_tokens, new_scores, new_trace = again
+    tokens, scores = tokens.clone(), scores.clone()
+    tokens[rows], scores[rows] = new_tokens, new_scores
+    merged = []
+    for old, new in zip(trace, new_trace, strict=True):
+        fields = {}
+        for name in ("remasked", "tokens", "scores", "nfe"):
+            value = getattr(old, name).clone()
+            value[rows] = getattr(new, name)
+            fields[name] = value
+        merged.append(StageTrace(
+            old.block_size, old.remask_ratio, forward_passes=old.forward_passes + new.forward_passes,
+            wall_time_s=old.wall_time_s + new.wall_time_s, model_time_s=old.model_time_s + new.model_time_s,
+            **fields,
+        ))  # fmt: skip
+    return tokens, scores, tuple(merged)
+
+
+def row_seed(seed: int, row: int) -> int:
+    """The seed of row ``row`` of a batch generated with the int seed ``seed`` (63-bit hash)."""
+    digest = hashlib.blake2b(f"dind-row-seed:{seed}:{row}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def _row_seeds(seed: int | Sequence[int] | None, batch_size: int) -> list[int]:
+    if seed is None:
+        return [random.SystemRandom().randrange(2**63) for _ in range(batch_size)]
+    if isinstance(seed, int):
+        return [row_seed(seed, row) for row in range(batch_size)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != batch_size:
+        raise ValueError(
+            f"seed must be an int or one int per row (got {len(seeds)} seeds, batch_size {batch_size})"
+        )
+    return seeds
+
+
+def _prefix(prompt: Prompt, bos_id: int | None, batch_size: int, device: torch.device) -> Tensor:
+    """(batch, prompt_length) long: [BOS] + prompt for every row (prompt_length may be 0)."""
+    ids = torch.as_tensor(prompt if prompt is not None else [], dtype=torch.long, device=device)
+    if ids.dim() == 1:
+        ids = ids[None, :].expand(batch_size, -1)
+    if ids.dim() != 2 or ids.shape[0] != batch_size:
+        raise ValueError(
+            f"prompt must be (prompt_length,) or (batch, prompt_length) with batch={batch_size} "
+            f"(got {tuple(ids.shape)})"
+        )
+    if bos_id is not None:
+        ids = torch.cat([torch.full((batch_size, 1), bos_id, dtype=torch.long, device=device), ids], dim=1)
+    return ids.contiguous()
+
+
+def _model_device(model: Denoiser) -> torch.device:
+    parameters = getattr(model, "parameters", None)
+    if callable(parameters):
+        for parameter in parameters():
+            return parameter.device
+    return torch.device("cpu")
+
+
+def _blocks_per_run(plan: StagePlan, length: int) -> int:
+    return sum(len(stage_spans(stage.block_size, length)) for stage in plan)
+
+
+def _progress_bar(plan: StagePlan, length: int, *, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=_blocks_per_run(plan, length), desc="blocks", unit="block")

@@ -1,0 +1,110 @@
+"""What a generation returns: final tokens and scores plus one ``StageTrace`` per stage."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor
+
+
+def _json_float(value: float) -> float | str:
+    # JSON has no infinities; frozen (prompt) positions score +inf
+    return value if math.isfinite(value) else ("inf" if value > 0 else ("-inf" if value < 0 else "nan"))
+
+
+def _tensor_to_json(tensor: Tensor) -> Any:
+    if tensor.dtype.is_floating_point:
+        return (
+            [[_json_float(v) for v in row] for row in tensor.tolist()]
+            if tensor.dim() == 2
+            else [_json_float(v) for v in tensor.tolist()]
+        )
+    return tensor.tolist()
+
+
+@attrs.frozen
+class StageTrace:
+    """One stage of a multi-stage generation.
+
+    block_size: the stage's block size (None = global); remask_ratio: gamma of the stage.
+    remasked: (batch, length) bool, positions set back to MASK before the stage (all False for
+      the first stage, whose draft starts all-MASK).
+    tokens / scores: (batch, length) draft and tracker scores after the stage.
+    nfe: (batch,) long, BD3-LM convention (denoising forwards whose block content changed; cache
+      appends not counted). forward_passes: raw model calls for the whole batch, appends included
+      (summed over regeneration attempts when low-entropy rejection redraws rows).
+    wall_time_s / model_time_s: the stage's wall-clock time and the part spent inside model calls.
+    """
+
+    block_size: int | None
+    remask_ratio: float
+    remasked: Tensor
+    tokens: Tensor
+    scores: Tensor
+    nfe: Tensor
+    forward_passes: int
+    wall_time_s: float
+    model_time_s: float
+
+    def summary(self) -> dict[str, Any]:
+        """Scalars only: what a samples.jsonl line carries per stage."""
+        return {
+            "block_size": self.block_size,
+            "remask_ratio": self.remask_ratio,
+            "remasked": self.remasked.sum(dim=1).tolist(),
+            "nfe": self.nfe.tolist(),
+            "forward_passes": self.forward_passes,
+            "wall_time_s": self.wall_time_s,
+            "model_time_s": self.model_time_s,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "remasked": self.remasked.tolist(),
+            "tokens": self.tokens.tolist(),
+            "scores": _tensor_to_json(self.scores),
+        }
+
+
+@attrs.frozen
+class GenerationResult:
+    """tokens (batch, length) long: the final samples, no MASK left. scores (batch, length): the
+    tracker's final scores (+inf on frozen positions). trace: one StageTrace per stage.
+    seeds: the per-row seeds used (reproduces the batch). attempts (batch,) long: draws per row
+    (1 unless low-entropy rejection redrew it). lengths (batch,) long: tokens up to and including
+    the first generated EOS (the full length when ``stop_at_eos`` is off or no EOS was drawn);
+    positions at or past ``lengths`` are padding."""
+
+    tokens: Tensor
+    scores: Tensor
+    trace: tuple[StageTrace, ...]
+    seeds: tuple[int, ...]
+    attempts: Tensor
+    lengths: Tensor
+
+    @property
+    def nfe(self) -> Tensor:
+        """(batch,) total BD3-LM NFEs over the stages."""
+        return torch.stack([stage.nfe for stage in self.trace]).sum(dim=0)
+
+    @property
+    def padding(self) -> Tensor:
+        """(batch, length) bool: positions after the sample's end."""
+        positions = torch.arange(self.tokens.shape[1], device=self.tokens.device)
+        return positions[None, :] >= self.lengths[:, None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (lists, +inf as the string "inf")."""
+        return {
+            "tokens": self.tokens.tolist(),
+            "scores": _tensor_to_json(self.scores),
+            "seeds": list(self.seeds),
+            "attempts": self.attempts.tolist(),
+            "lengths": self.lengths.tolist(),
+            "nfe": self.nfe.tolist(),
+            "trace": [stage.to_dict() for stage in self.trace],
+        }

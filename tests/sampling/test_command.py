@@ -1,0 +1,30 @@
+"""``dind sample`` end to end on the micro DiT with the byte tokenizer."""
+
+import argparse
+import json
+
+from dind.sampling import command
+
+
+def main(argv):
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv))
+
+
+def test_dind_sample_writes_jsonl_with_text_tokens_and_trace(tmp_path, capsys):
+    out = tmp_path / "samples.jsonl"
+    argv = ["--model", "micro", "--tokenizer", "bytes", "--plan", "4 -> L@0.5:posthoc", "--length", "32",
+            "--batch-size", "2", "--seed", "3", "--prompt", "Hi", "--top-p", "0.9", "--out", str(out),
+            "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 2
+    for record in records:
+        assert record["tokens"][:3] == [256, 72, 105]  # BOS (= EOS) then the prompt bytes
+        assert len(record["tokens"]) == 32 and isinstance(record["text"], str)
+        assert [stage["block_size"] for stage in record["stages"]] == [4, None]
+        assert record["stages"][1]["remasked"] == 14  # floor(0.5 * 29)
+        assert record["nfe"] == 29 + 14
+    printed = capsys.readouterr().out
+    assert "forward_passes" in printed and "2 samples written" in printed
