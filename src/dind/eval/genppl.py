@@ -1,0 +1,212 @@
+"""Generative perplexity (Gen PPL): how likely a judge causal LM finds generated text.
+
+The protocol (REFERENCE.md "Gen PPL"): decode samples to text, retokenise with the judge's
+tokenizer, truncate to the generating model's length, run the judge in fp32 and score
+``logits[:-1]`` against ``ids[1:]``. The first token is never a target and EOS targets are
+excluded. Sequences longer than the judge's context are scored with overlapping windows
+(``window`` tokens, advancing by ``stride``) so that each target is scored exactly once, with the
+longest context available to it. BD3-LM's headline number is the mean of per-sample
+perplexities; the token-weighted corpus perplexity and mean unigram entropy are reported too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from dind.eval.entropy import mean, unigram_entropy
+
+Window = tuple[int, int, int]  # (start, end, first target): feed ids[start:end], score targets >= first
+
+
+def window_plan(length: int, *, window: int, stride: int) -> tuple[Window, ...]:
+    """Windows covering a sequence of ``length`` ids so that each target 1..length-1 is scored once.
+
+    Window k feeds ids[k*stride : k*stride + window] and scores the targets the previous window
+    did not reach, so every target past the first window has at least ``window - stride`` ids of
+    context. The first token is never a target.
+    """
+    if window < 2:
+        raise ValueError(f"window must be >= 2 (got {window})")
+    if not 1 <= stride <= window - 1:
+        raise ValueError(f"stride must be in [1, window - 1] (got stride={stride}, window={window})")
+    if length < 2:
+        return ()
+    windows: list[Window] = []
+    scored_until = 1
+    start = 0
+    while scored_until < length:
+        end = min(start + window, length)
+        windows.append((start, end, scored_until))
+        scored_until = end
+        start += stride
+    return tuple(windows)
+
+
+@attrs.frozen
+class GenPPLReport:
+    """Gen PPL of a set of samples. ``sample_ppl`` is NaN for a sample with no scored target."""
+
+    mean_sample_ppl: float  # mean over samples of exp(mean NLL of the sample): BD3-LM's number
+    corpus_ppl: float  # exp(total NLL / total scored targets)
+    mean_unigram_entropy: float  # nats, mean over samples of the entropy of their token histogram
+    num_samples: int
+    num_scored_tokens: int
+    sample_ppl: tuple[float, ...] = attrs.field(repr=False)
+    sample_entropy: tuple[float, ...] = attrs.field(repr=False)
+
+    def summary(self) -> dict[str, float | int]:
+        """The scalar fields (for printing and JSON)."""
+        return {
+            "gen_ppl": self.mean_sample_ppl,
+            "corpus_ppl": self.corpus_ppl,
+            "unigram_entropy": self.mean_unigram_entropy,
+            "num_samples": self.num_samples,
+            "num_scored_tokens": self.num_scored_tokens,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self, recurse=False) | {
+            "sample_ppl": list(self.sample_ppl),
+            "sample_entropy": list(self.sample_entropy),
+        }
+
+
+def _positive(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"{attribute.name} must be a positive integer or None (got {value!r})")
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@attrs.frozen
+class Judge:
+    """A causal LM (a ``transformers`` model with its tokenizer) that scores text.
+
+    ``window`` defaults to min(1024, the judge's context size), ``stride`` to window // 2.
+    The model must already sit on ``device`` in fp32 (``load_judge`` does that).
+    """
+
+    model: Any
+    tokenizer: Any
+    device: str = attrs.field(factory=_default_device)
+    batch_size: int = attrs.field(default=8, validator=_positive)
+    window: int | None = attrs.field(default=None, validator=_positive)
+    stride: int | None = attrs.field(default=None, validator=_positive)
+
+    @property
+    def context_size(self) -> int | None:
+        config = self.model.config
+        return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+    def windowing(self) -> tuple[int, int]:
+        """The (window, stride) in use, checked against the judge's context size."""
+        context = self.context_size
+        window = self.window if self.window is not None else min(1024, context or 1024)
+        if context is not None and window > context:
+            raise ValueError(f"window must be <= the judge's context size (got {window}, {context})")
+        stride = self.stride if self.stride is not None else max(1, window // 2)
+        return window, stride
+
+    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> list[list[int]]:
+        """Judge token ids of each text, truncated to ``max_length`` ids (the model length)."""
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"max_length must be >= 1 or None (got {max_length})")
+        encoded = self.tokenizer(list(texts))["input_ids"]
+        return [list(ids[:max_length]) for ids in encoded]
+
+    def target_nll(self, ids: Sequence[Sequence[int]], *, progress: bool = False) -> tuple[Tensor, Tensor]:
+        """Summed NLL (float64) and number of scored targets (long) per sample, both (samples,)."""
+        window, stride = self.windowing()
+        jobs = [
+            (row, *w)
+            for row, seq in enumerate(ids)
+            for w in window_plan(len(seq), window=window, stride=stride)
+        ]
+        jobs.sort(key=lambda job: job[2] - job[1], reverse=True)  # similar lengths share a batch
+        nll_sum = torch.zeros(len(ids), dtype=torch.float64)
+        count = torch.zeros(len(ids), dtype=torch.long)
+        eos = self.tokenizer.eos_token_id
+        batches = range(0, len(jobs), self.batch_size)
+        for begin in tqdm(batches, desc="judge", unit="batch", disable=not progress, leave=False):
+            batch = jobs[begin : begin + self.batch_size]
+            rows = torch.tensor([job[0] for job in batch])
+            nll, scored = self._score_windows(
+                [ids[row][start:end] for row, start, end, _ in batch],
+                [first - start for _, start, _, first in batch],
+                eos,
+            )
+            nll_sum.index_add_(0, rows, nll.double().cpu())
+            count.index_add_(0, rows, scored.cpu())
+        return nll_sum, count
+
+    @torch.no_grad()
+    def _score_windows(
+        self, pieces: list[Sequence[int]], first_target: list[int], eos: int | None
+    ) -> tuple[Tensor, Tensor]:
+        width = max(len(piece) for piece in pieces)
+        input_ids = torch.zeros(len(pieces), width, dtype=torch.long)
+        present = torch.zeros(len(pieces), width, dtype=torch.bool)
+        for i, piece in enumerate(pieces):
+            input_ids[i, : len(piece)] = torch.as_tensor(piece, dtype=torch.long)
+            present[i, : len(piece)] = True
+        input_ids, present = input_ids.to(self.device), present.to(self.device)
+        logits = self.model(input_ids=input_ids, attention_mask=present.long()).logits.float()
+        targets = input_ids[:, 1:]
+        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
+        position = torch.arange(1, width, device=self.device)
+        scored = present[:, 1:] & (position >= torch.tensor(first_target, device=self.device)[:, None])
+        if eos is not None:
+            scored &= targets != eos
+        return (nll * scored).sum(dim=1), scored.sum(dim=1)
+
+    def score_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        entropy_ids: Sequence[Sequence[int]] | None = None,
+        progress: bool = False,
+    ) -> GenPPLReport:
+        """Gen PPL of samples already in judge token ids; entropy over ``entropy_ids`` if given
+        (e.g. the generating model's own tokens, as BD3-LM does), else over the judge ids."""
+        if entropy_ids is not None and len(entropy_ids) != len(ids):
+            raise ValueError(
+                f"entropy_ids must have one entry per sample (got {len(entropy_ids)}, {len(ids)})"
+            )
+        nll_sum, count = self.target_nll(ids, progress=progress)
+        sample_ppl = tuple(
+            math.exp(s / c) if c > 0 else math.nan
+            for s, c in zip(nll_sum.tolist(), count.tolist(), strict=True)
+        )
+        total = int(count.sum())
+        entropies = tuple(unigram_entropy(seq) for seq in (entropy_ids if entropy_ids is not None else ids))
+        return GenPPLReport(
+            mean_sample_ppl=mean(sample_ppl),
+            corpus_ppl=math.exp(float(nll_sum.sum()) / total) if total else math.nan,
+            mean_unigram_entropy=mean(entropies),
+            num_samples=len(ids),
+            num_scored_tokens=total,
+            sample_ppl=sample_ppl,
+            sample_entropy=entropies,
+        )
+
+    def score_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        max_length: int | None = None,
+        entropy_ids: Sequence[Sequence[int]] | None = None,
+        progress: bool = False,
+    ) -> GenPPLReport:
+        """Retokenise ``texts`` with the judge's tokenizer (truncated to ``max_length``) and score them."""
+        ids = self.tokenize(texts, max_length=max_length)
+        return self.score_ids(ids, entropy_ids=entropy_ids, progress=progress)

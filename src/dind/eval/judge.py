@@ -1,0 +1,66 @@
+"""Loading a Gen PPL judge (a ``transformers`` causal LM and its tokenizer), preferably offline.
+
+The real setting is GPT-2 Large saved locally (``save_pretrained`` or a hub snapshot folder).
+A hub id is tried only when it is not a local path, and a failure says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from dind.eval.genppl import Judge
+
+
+class JudgeLoadError(RuntimeError):
+    """The judge could not be loaded (missing directory, no network for a hub id, bad files)."""
+
+
+def _looks_like_path(name: str) -> bool:
+    # hub ids are "name" or "owner/name"; anything else is meant as a local path
+    return name.startswith((".", "~", os.sep)) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
+def load_judge(
+    path_or_id: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    batch_size: int = 8,
+    window: int | None = None,
+    stride: int | None = None,
+) -> Judge:
+    """A ``Judge`` from a local directory (or, failing that, a hub id), in fp32 on ``device``.
+
+    ``device`` defaults to CUDA when available. ``window`` / ``stride``: see ``Judge``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy import, only when judging
+
+    name = str(path_or_id)
+    local = Path(name).expanduser()
+    if local.is_dir():
+        source, local_only = str(local), True
+    elif local.exists() or _looks_like_path(name):
+        raise JudgeLoadError(
+            f"judge must be a directory holding a causal LM and its tokenizer (got {name!r})"
+        )
+    else:
+        source, local_only = name, False
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local_only)
+    except (OSError, ValueError) as error:
+        where = "local directory" if local_only else "hub id (no local directory of that name)"
+        raise JudgeLoadError(
+            f"could not load the judge from {where} {name!r}: {error}\n"
+            "Pass --judge a local directory with a causal LM saved by save_pretrained, e.g. GPT-2 Large: "
+            "on a machine with network, "
+            "AutoModelForCausalLM.from_pretrained('gpt2-large').save_pretrained(DIR) "
+            "and AutoTokenizer.from_pretrained('gpt2-large').save_pretrained(DIR)."
+        ) from error
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device=device, dtype=torch.float32).eval()
+    return Judge(
+        model=model, tokenizer=tokenizer, device=device, batch_size=batch_size, window=window, stride=stride
+    )

@@ -1,0 +1,342 @@
+"""``dind sweep``: Gen PPL of two-stage plans "D -> B@gamma" over stage-2 block sizes and ratios.
+
+The PAPER's Figure 2: with the draft block size D fixed, vary the stage-2 block size B at a fixed
+remask ratio, and the ratio at a fixed B (``--grid axes``), or take every pair (``--grid cross``).
+Each plan's samples are drawn with the same seeds, so its stage-1 drafts double as the
+stage-1-only baseline. Results are appended to ``results.jsonl`` one plan at a time (fsynced), so
+an interrupted sweep resumes where it stopped; ``results.csv`` and ``sweep.png`` are rewritten
+after every plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import itertools
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import torch
+from tqdm.auto import tqdm
+
+from dind.eval.command import add_judge_arguments
+from dind.eval.genppl import Judge
+from dind.eval.plots import plot_stage_trace, plot_sweep
+from dind.eval.report import decode_for_judge, evaluate, write_samples
+
+
+@attrs.frozen
+class SweepPoint:
+    block_size: int
+    remask_ratio: float
+
+    def plan_text(self, draft_block_size: int) -> str:
+        return f"{draft_block_size} -> {self.block_size}@{self.remask_ratio:g}"
+
+
+def sweep_points(
+    block_sizes: Sequence[int],
+    ratios: Sequence[float],
+    *,
+    grid: Literal["axes", "cross"],
+    anchor_block_size: int,
+    anchor_ratio: float,
+) -> tuple[SweepPoint, ...]:
+    """ "axes": block sizes at ``anchor_ratio`` then ratios at ``anchor_block_size``; "cross": all pairs."""
+    if grid == "cross":
+        pairs = list(itertools.product(block_sizes, ratios))
+    elif grid == "axes":
+        pairs = [(size, anchor_ratio) for size in block_sizes] + [(anchor_block_size, r) for r in ratios]
+    else:
+        raise ValueError(f"grid must be 'axes' or 'cross' (got {grid!r})")
+    return tuple(dict.fromkeys(SweepPoint(int(b), float(r)) for b, r in pairs))
+
+
+@attrs.frozen
+class SweepSettings:
+    """What makes two sweep results comparable (a resumed sweep must match them)."""
+
+    model: str
+    judge: str
+    draft_block_size: int
+    length: int
+    num_samples: int
+    seed: int
+    bos_id: int | None
+    tokenizer: str
+
+
+def _generate_all(
+    model: Any, plan: Any, settings: SweepSettings, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor, Any, dict]:
+    """Final tokens and stage-1 drafts (num_samples, length), the first batch's trace, and costs."""
+    from dind.sampling import generate
+
+    finals, drafts, nfe, traces = [], [], [], []
+    started = time.perf_counter()
+    for begin in range(0, settings.num_samples, batch_size):
+        size = min(batch_size, settings.num_samples - begin)
+        # sample i always uses seed + i, whatever the batch size: every plan sees the same seeds
+        result = generate(
+            model,
+            plan,
+            length=settings.length,
+            batch_size=size,
+            seed=settings.seed + begin,
+            bos_id=settings.bos_id,
+        )
+        finals.append(result.tokens.cpu())
+        drafts.append(result.trace[0].tokens.cpu())
+        nfe.append(
+            torch.stack([stage.nfe.cpu() for stage in result.trace], dim=1).double()
+        )  # (batch, stages)
+        traces.append(result.trace)
+    per_sample = torch.cat(nfe)
+    costs = {
+        "nfe_per_stage": per_sample.mean(dim=0).tolist(),
+        "nfe": float(per_sample.sum(dim=1).mean()),
+        "wall_time_s": time.perf_counter() - started,
+    }
+    return torch.cat(finals), torch.cat(drafts), traces[0], costs
+
+
+def run_point(
+    model: Any,
+    judge: Judge,
+    tokenizer: Any,
+    point: SweepPoint,
+    settings: SweepSettings,
+    *,
+    out_dir: Path,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Generate, score and save one plan's samples; the record of ``results.jsonl``."""
+    from dind.sampling.plan import StagePlan
+
+    text = point.plan_text(settings.draft_block_size)
+    plan = StagePlan.parse(text)
+    finals, drafts, trace, costs = _generate_all(model, plan, settings, batch_size)
+    decode = functools.partial(
+        decode_for_judge, tokenizer.decode, eos_id=tokenizer.eos_id, eos_text=judge.tokenizer.eos_token
+    )
+    scores = {}
+    for name, tokens in (("final", finals.tolist()), ("stage1", drafts.tolist())):
+        texts = [decode(row) for row in tokens]
+        scores[name] = evaluate(judge, texts, tokens=tokens, max_length=settings.length)
+        if name == "final":
+            write_samples(out_dir / "samples" / f"{slug(point, settings)}.jsonl", texts, tokens)
+    plot_stage_trace(trace, out_dir / "traces" / f"{slug(point, settings)}.png")
+    final, stage1 = scores["final"], scores["stage1"]
+    return {
+        "plan": text,
+        "block_size": point.block_size,
+        "remask_ratio": point.remask_ratio,
+        "gen_ppl": final["gen_ppl"],
+        "corpus_ppl": final["corpus_ppl"],
+        "unigram_entropy": final["unigram_entropy"],
+        "repeated_4gram_rate": final["repeated_4gram_rate"],
+        "stage1_gen_ppl": stage1["gen_ppl"],
+        "stage1_unigram_entropy": stage1["unigram_entropy"],
+        **costs,
+        "settings": attrs.asdict(settings),
+    }
+
+
+def slug(point: SweepPoint, settings: SweepSettings) -> str:
+    return f"d{settings.draft_block_size}-b{point.block_size}-r{point.remask_ratio:g}"
+
+
+def read_results(path: Path, settings: SweepSettings) -> list[dict[str, Any]]:
+    """Records already in ``results.jsonl``; they must share ``settings`` (else mixing would lie)."""
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for record in records:
+        if record["settings"] != attrs.asdict(settings):
+            raise ValueError(
+                f"results file {path} holds a sweep with other settings (got {record['settings']}, "
+                f"now {attrs.asdict(settings)}); use another --out or the same settings"
+            )
+    return records
+
+
+def write_summaries(records: Sequence[dict[str, Any]], out_dir: Path) -> None:
+    columns = [
+        "plan",
+        "block_size",
+        "remask_ratio",
+        "gen_ppl",
+        "corpus_ppl",
+        "unigram_entropy",
+        "repeated_4gram_rate",
+        "stage1_gen_ppl",
+        "nfe",
+        "wall_time_s",
+    ]
+    with (out_dir / "results.csv").open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+    baselines = [r["stage1_gen_ppl"] for r in records if r["stage1_gen_ppl"] == r["stage1_gen_ppl"]]
+    plot_sweep(
+        records, out_dir / "sweep.png", baseline=sum(baselines) / len(baselines) if baselines else None
+    )
+
+
+def run_sweep(
+    model: Any,
+    judge: Judge,
+    tokenizer: Any,
+    points: Sequence[SweepPoint],
+    settings: SweepSettings,
+    *,
+    out_dir: str | Path,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Run every point not yet in ``out_dir/results.jsonl``; returns all records (old and new).
+    ``batch_size`` only groups the work: sample i uses seed + i whatever the batch."""
+    from dind.sampling.plan import StagePlan
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for point in points:  # fail on a bad plan before spending any compute
+        StagePlan.parse(point.plan_text(settings.draft_block_size)).validate(
+            settings.length, prompt_length=int(settings.bos_id is not None)
+        )
+    results = out_dir / "results.jsonl"
+    records = read_results(results, settings)
+    done = {record["plan"] for record in records}
+    todo = [point for point in points if point.plan_text(settings.draft_block_size) not in done]
+    for point in tqdm(todo, desc="sweep", unit="plan", disable=not progress):
+        record = run_point(model, judge, tokenizer, point, settings, out_dir=out_dir, batch_size=batch_size)
+        with results.open("a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        records.append(record)
+        write_summaries(records, out_dir)
+    return records
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", required=True, help="model preset name (dind list) or checkpoint directory"
+    )
+    add_judge_arguments(parser)
+    parser.add_argument("--tokenizer", default="gpt2", help="the model's dind tokenizer (default: gpt2)")
+    parser.add_argument("--length", type=int, default=1024, help="sample length in tokens (default: 1024)")
+    parser.add_argument("--draft-block-size", type=int, default=4, help="stage-1 block size D (default: 4)")
+    parser.add_argument(
+        "--block-sizes",
+        type=_ints,
+        default=None,
+        help="stage-2 block sizes, comma-separated (default: 4,16,64,... up to --length)",
+    )
+    parser.add_argument(
+        "--ratios",
+        type=_floats,
+        default=[0.1, 0.25, 0.5, 0.75, 0.9],
+        help="remask ratios, comma-separated (default: 0.1,0.25,0.5,0.75,0.9)",
+    )
+    parser.add_argument(
+        "--grid",
+        choices=("axes", "cross"),
+        default="axes",
+        help="axes: block sizes at --anchor-ratio and ratios at --anchor-block-size; cross: all pairs",
+    )
+    parser.add_argument("--anchor-ratio", type=float, default=0.5, help="ratio of the block-size axis (0.5)")
+    parser.add_argument(
+        "--anchor-block-size",
+        type=int,
+        default=None,
+        help="block size of the ratio axis (default: --length, a global block)",
+    )
+    parser.add_argument("--num-samples", type=int, default=16, help="samples per plan (BD3-LM: 300)")
+    parser.add_argument("--batch-size", type=int, default=8, help="samples generated together")
+    parser.add_argument("--seed", type=int, default=0, help="sample i of every plan uses seed + i")
+    parser.add_argument(
+        "--no-bos",
+        dest="bos",
+        action="store_false",
+        help="do not freeze position 0 to BOS (= the tokenizer's EOS, BD3-LM's convention)",
+    )
+    parser.add_argument("--device", default=None, help="device of the model (default: cuda if available)")
+    parser.add_argument("--out", type=Path, default=Path("dind-sweep-out"), help="output directory")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def default_block_sizes(length: int) -> list[int]:
+    sizes = [4**k for k in range(1, 32) if 4**k < length]
+    return [*sizes, length]
+
+
+def run(args: argparse.Namespace) -> int:
+    from dind.data.tokenizers import TOKENIZERS
+    from dind.eval.judge import load_judge
+    from dind.sampling.command import load_model
+
+    tokenizer = TOKENIZERS.build(args.tokenizer)
+    model = load_model(
+        args.model, torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    )
+    if model.mask_id != tokenizer.mask_id:
+        raise ValueError(
+            f"--tokenizer must match the model's vocabulary (got mask_id {tokenizer.mask_id}, "
+            f"model mask_id {model.mask_id})"
+        )
+    judge = load_judge(
+        args.judge,
+        device=args.judge_device,
+        batch_size=args.judge_batch_size,
+        window=args.window,
+        stride=args.stride,
+    )
+    settings = SweepSettings(
+        model=str(args.model),
+        judge=str(args.judge),
+        draft_block_size=args.draft_block_size,
+        length=args.length,
+        num_samples=args.num_samples,
+        seed=args.seed,
+        bos_id=tokenizer.eos_id if args.bos else None,
+        tokenizer=args.tokenizer,
+    )
+    points = sweep_points(
+        args.block_sizes or default_block_sizes(args.length),
+        args.ratios,
+        grid=args.grid,
+        anchor_block_size=args.anchor_block_size or args.length,
+        anchor_ratio=args.anchor_ratio,
+    )
+    records = run_sweep(
+        model,
+        judge,
+        tokenizer,
+        points,
+        settings,
+        out_dir=args.out,
+        batch_size=args.batch_size,
+        progress=args.progress,
+    )
+    for record in sorted(records, key=lambda r: (r["block_size"], r["remask_ratio"])):
+        print(
+            f"{record['plan']:<20} gen_ppl {record['gen_ppl']:9.3f}  stage1 {record['stage1_gen_ppl']:9.3f}  "
+            f"entropy {record['unigram_entropy']:.3f}  nfe {record['nfe']:.0f}"
+        )
+    print(f"results in {args.out}/results.jsonl, results.csv and sweep.png")
+    return 0
