@@ -19,8 +19,8 @@ def test_spans_tile_the_sequence(case):
     partitioner, length, prompt = case
     spans = partitioner.spans(length, prompt_length=prompt)
     assert spans[0][0] == 0 and spans[-1][1] == length
-    for (s0, e0), (s1, _) in zip(spans, spans[1:]):
-        assert e0 == s1
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert end == start
     assert all(end > start for start, end in spans)
     ids = block_ids(partitioner, length, prompt_length=prompt)
     assert ids.shape == (length,) and ids[-1].item() == len(spans) - 1

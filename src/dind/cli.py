@@ -30,7 +30,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dind", description="Diffusion in Diffusion for block diffusion LMs")
+    parser = argparse.ArgumentParser(
+        prog="dind", description="Diffusion in Diffusion for block diffusion LMs"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="print every registry and its registered names")
     p.set_defaults(func=_cmd_list)

@@ -27,8 +27,9 @@ def per_row_block_sizes(block_sizes: Tensor | int, batch: int, length: int) -> T
     sizes = torch.as_tensor(block_sizes, dtype=torch.long)
     sizes = sizes.expand(batch) if sizes.dim() == 0 else sizes
     if sizes.shape != (batch,):
-        raise ValueError(f"block_sizes must be an int or a (batch,) tensor (got shape {tuple(sizes.shape)}, "
-                         f"batch {batch})")
+        raise ValueError(
+            f"block_sizes must be an int or a (batch,) tensor (got shape {tuple(sizes.shape)}, batch {batch})"
+        )
     bad = (sizes < 1) | (length % sizes.clamp_min(1) != 0)
     if bad.any():
         raise ValueError(f"every block size must divide length (got {sizes[bad].tolist()}, length {length})")
@@ -43,8 +44,9 @@ def block_times_to_positions(t_blocks: Tensor, block_sizes: Tensor | int, length
     block_index = torch.arange(length, device=t_blocks.device)[None, :] // sizes[:, None]
     needed = int(length // sizes.min())
     if t_blocks.shape[1] < needed:
-        raise ValueError(f"t_blocks must have >= length // min(block_sizes) = {needed} columns "
-                         f"(got {t_blocks.shape[1]})")
+        raise ValueError(
+            f"t_blocks must have >= length // min(block_sizes) = {needed} columns (got {t_blocks.shape[1]})"
+        )
     return t_blocks.gather(1, block_index)
 
 
@@ -53,13 +55,19 @@ def _frozen_mask(frozen: Tensor | None, shape: torch.Size, device: torch.device)
         return torch.zeros(shape, dtype=torch.bool, device=device)
     frozen = frozen.to(device=device, dtype=torch.bool)
     if frozen.shape not in (shape, shape[1:]):
-        raise ValueError(f"frozen must be (batch, length) or (length,) = {tuple(shape)} "
-                         f"(got {tuple(frozen.shape)})")
+        raise ValueError(
+            f"frozen must be (batch, length) or (length,) = {tuple(shape)} (got {tuple(frozen.shape)})"
+        )
     return frozen.expand(shape)
 
 
 def mask_tokens(
-    x: Tensor, t: Tensor, *, schedule: NoiseSchedule, mask_id: int, frozen: Tensor | None = None,
+    x: Tensor,
+    t: Tensor,
+    *,
+    schedule: NoiseSchedule,
+    mask_id: int,
+    frozen: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> MaskedBatch:
     """x (batch, length) long, t (batch, length) per-position times -> MaskedBatch."""
@@ -72,8 +80,16 @@ def mask_tokens(
 
 
 def mask_tokens_in_range(
-    x: Tensor, t_blocks: Tensor, block_sizes: Tensor | int, *, schedule: NoiseSchedule, mask_id: int,
-    low: float, high: float, frozen: Tensor | None = None, generator: torch.Generator | None = None,
+    x: Tensor,
+    t_blocks: Tensor,
+    block_sizes: Tensor | int,
+    *,
+    schedule: NoiseSchedule,
+    mask_id: int,
+    low: float,
+    high: float,
+    frozen: Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> MaskedBatch:
     """Like ``mask_tokens`` with per-block times, but each block's masked fraction (masked / eligible
     positions) lies in [low, high].
@@ -111,8 +127,13 @@ def _truncated_binomial(
     n_max = int(n.max()) if n.numel() else 0
     k = torch.arange(n_max + 1, dtype=torch.float64, device=n.device)  # (k,)
     nn_, pp = n.double()[..., None], p.clamp(1e-12, 1 - 1e-12)[..., None]
-    log_pmf = (torch.lgamma(nn_ + 1) - torch.lgamma(k + 1) - torch.lgamma((nn_ - k).clamp_min(0) + 1)
-               + k * pp.log() + (nn_ - k) * torch.log1p(-pp))
+    log_pmf = (
+        torch.lgamma(nn_ + 1)
+        - torch.lgamma(k + 1)
+        - torch.lgamma((nn_ - k).clamp_min(0) + 1)
+        + k * pp.log()
+        + (nn_ - k) * torch.log1p(-pp)
+    )
     fraction = k / nn_.clamp_min(1)
     # a tiny tolerance so that e.g. 1/2 counts as inside [0.5, 0.9] despite float rounding
     allowed = (k <= nn_) & (fraction >= low - 1e-12) & (fraction <= high + 1e-12)
@@ -125,7 +146,12 @@ def _truncated_binomial(
         )
     log_pmf = log_pmf.masked_fill(~allowed, float("-inf"))
     log_pmf = torch.where(active[..., None], log_pmf, torch.zeros_like(log_pmf))
-    gumbel = -torch.log(-torch.log(torch.rand(log_pmf.shape, generator=generator, dtype=torch.float64)
-                                   .to(n.device).clamp(1e-300, 1.0)))
+    gumbel = -torch.log(
+        -torch.log(
+            torch.rand(log_pmf.shape, generator=generator, dtype=torch.float64)
+            .to(n.device)
+            .clamp(1e-300, 1.0)
+        )
+    )
     draw = (log_pmf + gumbel).argmax(-1)
     return torch.where(active, draw, torch.zeros_like(draw))

@@ -22,7 +22,12 @@ class Remasker(Protocol):
     generator."""
 
     def select(
-        self, tokens: Tensor, scores: Tensor, eligible: Tensor, ratio: float, *,
+        self,
+        tokens: Tensor,
+        scores: Tensor,
+        eligible: Tensor,
+        ratio: float,
+        *,
         generator: torch.Generator | None = None,
     ) -> Tensor: ...
 
@@ -39,12 +44,15 @@ def remask_counts(eligible: Tensor, ratio: float) -> Tensor:
     return torch.minimum(counts, n)
 
 
-def lowest_k(scores: Tensor, eligible: Tensor, counts: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def lowest_k(
+    scores: Tensor, eligible: Tensor, counts: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """(batch, length) bool: per row the ``counts[row]`` eligible positions with the lowest scores.
     Ties are broken uniformly at random (a random permutation, then a stable sort)."""
     if scores.shape != eligible.shape:
-        raise ValueError(f"scores and eligible must have one shape (got {tuple(scores.shape)}, "
-                         f"{tuple(eligible.shape)})")
+        raise ValueError(
+            f"scores and eligible must have one shape (got {tuple(scores.shape)}, {tuple(eligible.shape)})"
+        )
     batch, length = scores.shape
     keys = torch.rand(batch, length, generator=generator).argsort(dim=1).to(scores.device)
     shuffled = scores.double().gather(1, keys).masked_fill(~eligible.gather(1, keys), float("inf"))

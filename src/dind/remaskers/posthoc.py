@@ -23,11 +23,18 @@ class PostHocRemasker:
     scorer: Scorer
 
     def select(
-        self, tokens: Tensor, scores: Tensor, eligible: Tensor, ratio: float, *,
+        self,
+        tokens: Tensor,
+        scores: Tensor,
+        eligible: Tensor,
+        ratio: float,
+        *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         fresh = self.scorer(tokens)
         if fresh.shape != tokens.shape:
-            raise ValueError(f"scorer must return (batch, length) = {tuple(tokens.shape)} scores "
-                             f"(got {tuple(fresh.shape)})")
+            raise ValueError(
+                f"scorer must return (batch, length) = {tuple(tokens.shape)} scores "
+                f"(got {tuple(fresh.shape)})"
+            )
         return lowest_k(fresh, eligible, remask_counts(eligible, ratio), generator)

@@ -13,7 +13,12 @@ from dind.remaskers.base import REMASKERS, lowest_k, remask_counts
 @attrs.frozen
 class RandomRemasker:
     def select(
-        self, tokens: Tensor, scores: Tensor, eligible: Tensor, ratio: float, *,
+        self,
+        tokens: Tensor,
+        scores: Tensor,
+        eligible: Tensor,
+        ratio: float,
+        *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         ties = torch.zeros(scores.shape, dtype=scores.dtype, device=scores.device)

@@ -13,7 +13,12 @@ from dind.remaskers.base import REMASKERS, lowest_k, remask_counts
 @attrs.frozen
 class SnapshotRemasker:
     def select(
-        self, tokens: Tensor, scores: Tensor, eligible: Tensor, ratio: float, *,
+        self,
+        tokens: Tensor,
+        scores: Tensor,
+        eligible: Tensor,
+        ratio: float,
+        *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         return lowest_k(scores, eligible, remask_counts(eligible, ratio), generator)
