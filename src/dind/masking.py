@@ -103,6 +103,10 @@ def mask_tokens_in_range(
     eligible = ~_frozen_mask(frozen, x.shape, x.device)
     block_of = torch.arange(length, device=x.device)[None, :] // sizes[:, None]  # (batch, length)
     n_blocks = int(length // sizes.min())
+    if t_blocks.shape[1] < n_blocks:
+        raise ValueError(
+            f"t_blocks must have >= length // min(block_sizes) = {n_blocks} columns (got {t_blocks.shape[1]})"
+        )
     counts = torch.zeros(batch, n_blocks, dtype=torch.long, device=x.device)
     counts.scatter_add_(1, block_of, eligible.long())  # eligible positions per block
     valid_block = torch.arange(n_blocks, device=x.device)[None, :] < (length // sizes)[:, None]

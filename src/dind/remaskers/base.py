@@ -36,7 +36,8 @@ REMASKERS: Registry[Remasker] = Registry("remaskers", entry_point_group="dind.re
 
 
 def remask_counts(eligible: Tensor, ratio: float) -> Tensor:
-    """(batch,) long: floor(ratio * n_eligible) per row."""
+    """(batch,) long: floor(ratio * n_eligible) per row, the floor of the float64 product (as
+    ``math.floor(ratio * n)``: 0.29 of 100 positions is 28, since 0.29 * 100 = 28.999...)."""
     if not 0.0 <= ratio <= 1.0 or math.isnan(ratio):
         raise ValueError(f"ratio must be in [0, 1] (got {ratio})")
     n = eligible.sum(dim=1)

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 import attrs
 
 from dind.remaskers import REMASKERS, Remasker, SnapshotRemasker
+from dind.textform import format_number
 
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
@@ -59,14 +60,16 @@ class Stage:
     def __str__(self) -> str:
         text = "L" if self.block_size is None else str(self.block_size)
         if self.remask_ratio:
-            text += f"@{self.remask_ratio:g}"
+            text += f"@{format_number(self.remask_ratio)}"
         name = _remasker_name(self.remasker)
         if name != "snapshot":
             text += f":{name}"
         if self.steps is not None:
             text += f"/{self.steps}"
         options = [
-            f"{key}={getattr(self, key):g}" for key in ("temperature", "top_p") if getattr(self, key) != 1.0
+            f"{key}={format_number(getattr(self, key))}"
+            for key in ("temperature", "top_p")
+            if getattr(self, key) != 1.0
         ]
         return text + ("{" + ",".join(options) + "}" if options else "")
 

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from dind.registry import Registry
+from dind.textform import format_number
 
 
 @runtime_checkable
@@ -104,7 +105,7 @@ class BimodalBlockSize:
         return cls(int(draft), int(global_size), *(float(v) for v in rest))
 
     def __str__(self) -> str:
-        return f"bimodal:{self.draft},{self.global_size},{self.global_probability:g}"
+        return f"bimodal:{self.draft},{self.global_size},{format_number(self.global_probability)}"
 
     @global_size.validator
     def _larger(self, attribute: attrs.Attribute, value: int) -> None:
@@ -171,7 +172,9 @@ class CategoricalBlockSize:
         return cls(tuple(int(size) for size, _ in pairs), tuple(float(weight) for _, weight in pairs))
 
     def __str__(self) -> str:
-        return "categorical:" + ",".join(f"{s}={w:g}" for s, w in zip(self.sizes, self.weights, strict=True))
+        return "categorical:" + ",".join(
+            f"{s}={format_number(w)}" for s, w in zip(self.sizes, self.weights, strict=True)
+        )
 
     def support(self) -> tuple[int, ...]:
         return self.sizes
