@@ -58,3 +58,47 @@ def test_all_registries_found():
     kinds = all_registries()
     for kind in ("schedules", "time_samplers", "partitioners"):
         assert kind in kinds and kinds[kind].names()
+
+
+def test_a_plugin_that_registers_itself_and_declares_an_entry_point_loads_once(monkeypatch):
+    import dind.registry as registry_module
+
+    reg = Registry("test_ep_self", entry_point_group="g_self", index=False)
+
+    def component():
+        return "plugin"
+
+    class SelfRegisteringEntryPoint:
+        name = "plugin"
+
+        def load(self):
+            if "plugin" not in reg._entries:  # importing the plugin module runs its decorator
+                reg.add("plugin", component)
+            return component
+
+    monkeypatch.setattr(
+        registry_module.metadata,
+        "entry_points",
+        lambda group: [SelfRegisteringEntryPoint()] if group == "g_self" else [],
+    )
+    assert reg.names() == ("plugin",) and reg.build("plugin") == "plugin"
+
+
+def test_a_failing_plugin_fails_every_query_not_just_the_first(monkeypatch):
+    import dind.registry as registry_module
+
+    class BrokenEntryPoint:
+        name = "broken"
+
+        def load(self):
+            raise ImportError("plugin module is broken")
+
+    monkeypatch.setattr(
+        registry_module.metadata,
+        "entry_points",
+        lambda group: [BrokenEntryPoint()] if group == "g_bad" else [],
+    )
+    reg = Registry("test_ep_bad", entry_point_group="g_bad", index=False)
+    for _ in range(2):
+        with pytest.raises(ImportError, match="broken"):
+            reg.names()

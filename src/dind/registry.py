@@ -97,10 +97,15 @@ class Registry(Generic[T]):
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded:
             return
-        self._entry_points_loaded = True
-        for entry_point in metadata.entry_points(group=self.entry_point_group):
-            if entry_point.name not in self._entries:
-                self.add(entry_point.name, entry_point.load())
+        self._entry_points_loaded = True  # set first: loading a plugin may query this registry
+        try:
+            for entry_point in metadata.entry_points(group=self.entry_point_group):
+                loaded = entry_point.load()  # may register itself through the decorator
+                if self._entries.get(entry_point.name) is not loaded:
+                    self.add(entry_point.name, loaded)  # raises on a different object of that name
+        except BaseException:
+            self._entry_points_loaded = False  # retry (and raise again) on the next query
+            raise
 
 
 def all_registries() -> dict[str, Registry[Any]]:

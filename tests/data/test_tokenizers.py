@@ -49,3 +49,14 @@ def test_gpt2_hf_wrapper_agrees():
 def test_bytes_roundtrip(text):
     tokenizer = ByteTokenizer()
     assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+def test_tokenizer_for_vocabulary_finds_bytes_and_gpt2_and_names_a_misfit():
+    import pytest
+
+    from dind.data.tokenizers import tokenizer_for_vocabulary
+
+    assert tokenizer_for_vocabulary(258, 257) == "bytes"
+    assert tokenizer_for_vocabulary(50258, 50257) == "gpt2"
+    with pytest.raises(LookupError, match="model vocabulary of 1000 with mask_id 999"):
+        tokenizer_for_vocabulary(1000, 999)

@@ -28,3 +28,20 @@ def test_dind_sample_writes_jsonl_with_text_tokens_and_trace(tmp_path, capsys):
         assert record["nfe"] == 29 + 14
     printed = capsys.readouterr().out
     assert "forward_passes" in printed and "2 samples written" in printed
+
+
+def test_the_tokenizer_defaults_to_the_one_fitting_the_model(tmp_path):
+    out = tmp_path / "samples.jsonl"
+    argv = ["--model", "micro", "--plan", "4 -> 16@0.5", "--length", "16", "--out", str(out), "--device",
+            "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["tokens"][0] == 256 and all(0 <= t < 257 for t in record["tokens"])  # bytes, BOS = EOS
+
+
+def test_a_tokenizer_of_another_vocabulary_is_refused(tmp_path):
+    import pytest
+
+    argv = ["--model", "micro", "--tokenizer", "gpt2", "--length", "16", "--out", str(tmp_path / "s.jsonl")]
+    with pytest.raises(ValueError, match="--tokenizer must match the model's vocabulary"):
+        main(argv)

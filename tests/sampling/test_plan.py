@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from dind.remaskers import REMASKERS, PostHocRemasker, RandomRemasker, SnapshotRemasker
 from dind.sampling.plan import Stage, StagePlan
+from dind.sampling.unmasking import UNMASKING_RULES
 
 
 def toy_scorer(tokens):
@@ -38,6 +39,9 @@ def stage(draw, first: bool):
         steps=draw(st.one_of(st.none(), st.integers(1, 256))),
         temperature=draw(st.one_of(st.just(1.0), option)),
         top_p=draw(st.one_of(st.just(1.0), ratio)),
+        unmasking=draw(
+            st.one_of(st.none(), st.sampled_from(UNMASKING_RULES.names()).map(UNMASKING_RULES.build))
+        ),
     )
 
 
@@ -104,7 +108,7 @@ def test_remasker_needing_arguments_comes_from_the_mapping():
         ("4 -> L@0.5/0", r"stage 2 \('L@0.5/0'\): steps must be a positive integer or None \(got 0\)"),
         ("4 -> L{top_p=0}", r"stage 2 \('L\{top_p=0\}'\): top_p must be in \(0, 1\] \(got 0.0\)"),
         ("4 -> L{temperature=0}", r"stage 2 .*temperature must be > 0 \(got 0.0\)"),
-        ("4 -> L{beam=2}", r"stage 2 .*unknown option 'beam' \(known: temperature, top_p\)"),
+        ("4 -> L{beam=2}", r"stage 2 .*unknown option 'beam' \(known: temperature, top_p, unmasking\)"),
         ("4 -> L:nosuch", r"stage 2 .*unknown remaskers 'nosuch'"),
         ("4 -> -> L", r"stage 2: cannot parse ''"),
         ("4 -> x@0.5", r"stage 2: cannot parse 'x@0.5'; expected e.g."),
@@ -156,3 +160,16 @@ def test_unregistered_remasker_has_no_text_form():
 
     with pytest.raises(ValueError, match="is not registered, so a plan using it has no text form"):
         str(Stage(4, remasker=Custom()))
+
+
+def test_a_stage_unmasking_rule_round_trips_and_a_configured_one_has_no_text_form():
+    from dind.sampling.unmasking import ConfidenceThreshold
+
+    plan = StagePlan.parse("4{unmasking=confidence_topk} -> L@0.5{top_p=0.9,unmasking=confidence_threshold}")
+    assert plan.stages[1].unmasking == ConfidenceThreshold()
+    assert StagePlan.parse(str(plan)) == plan
+    configured = StagePlan((Stage(4, unmasking=ConfidenceThreshold(threshold=0.5)),))
+    with pytest.raises(ValueError, match="no text form"):
+        str(configured)
+    with pytest.raises(ValueError, match=r"stage 1 .*nucleus"):
+        StagePlan.parse("4{unmasking=nucleus}")

@@ -113,3 +113,20 @@ class ByteTokenizer:
         kept = _plain_ids(ids, eos_id=self.eos_id, mask_id=self.mask_id)
         # out-of-range ids come from an untrained model's samples; show them as U+FFFD
         return bytes(i if 0 <= i < 256 else 0xFF for i in kept).decode("utf-8", errors="replace")
+
+
+def tokenizer_for_vocabulary(model_vocab_size: int, mask_id: int) -> str:
+    """The name of the registered tokenizer whose model vocabulary and MASK id fit a model's
+    (``bytes`` for 258 outputs, ``gpt2`` for BD3-LM's 50258); a LookupError names the sizes."""
+    fitting = [
+        name
+        for name in TOKENIZERS.names()
+        if (tokenizer := TOKENIZERS.build(name)).model_vocab_size == model_vocab_size
+        and tokenizer.mask_id == mask_id
+    ]
+    if not fitting:
+        raise LookupError(
+            f"no registered tokenizer fits a model vocabulary of {model_vocab_size} with mask_id {mask_id}; "
+            "pass --tokenizer"
+        )
+    return fitting[0]

@@ -238,7 +238,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", required=True, help="model preset name (dind list) or checkpoint directory"
     )
     add_judge_arguments(parser)
-    parser.add_argument("--tokenizer", default="gpt2", help="the model's dind tokenizer (default: gpt2)")
+    parser.add_argument(
+        "--tokenizer",
+        default=None,
+        help="the model's dind tokenizer (default: the one fitting its vocabulary)",
+    )
     parser.add_argument("--length", type=int, default=1024, help="sample length in tokens (default: 1024)")
     parser.add_argument("--draft-block-size", type=int, default=4, help="stage-1 block size D (default: 4)")
     parser.add_argument(
@@ -288,17 +292,13 @@ def default_block_sizes(length: int) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from dind.data.tokenizers import TOKENIZERS
     from dind.eval.judge import load_judge
-    from dind.sampling.command import load_model
+    from dind.sampling.command import load_model, resolve_tokenizer
 
-    tokenizer = TOKENIZERS.build(args.tokenizer)
     model = load_model(
         args.model, torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     )
-    if model.mask_id != tokenizer.mask_id:
-        raise ValueError(
-            f"--tokenizer must match the model's vocabulary (got mask_id {tokenizer.mask_id}, "
-            f"model mask_id {model.mask_id})"
-        )
+    tokenizer = resolve_tokenizer(args.tokenizer, model)
+    tokenizer_name = next(name for name in TOKENIZERS.names() if TOKENIZERS.build(name) == tokenizer)
     judge = load_judge(
         args.judge,
         device=args.judge_device,
@@ -314,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
         num_samples=args.num_samples,
         seed=args.seed,
         bos_id=tokenizer.eos_id if args.bos else None,
-        tokenizer=args.tokenizer,
+        tokenizer=tokenizer_name,
     )
     points = sweep_points(
         args.block_sizes or default_block_sizes(args.length),

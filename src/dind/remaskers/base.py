@@ -55,7 +55,9 @@ def lowest_k(
             f"scores and eligible must have one shape (got {tuple(scores.shape)}, {tuple(eligible.shape)})"
         )
     batch, length = scores.shape
-    keys = torch.rand(batch, length, generator=generator).argsort(dim=1).to(scores.device)
+    # the keys are drawn where the generator lives (a CUDA generator cannot fill a CPU tensor)
+    device = generator.device if generator is not None else scores.device
+    keys = torch.rand(batch, length, generator=generator, device=device).argsort(dim=1).to(scores.device)
     shuffled = scores.double().gather(1, keys).masked_fill(~eligible.gather(1, keys), float("inf"))
     order = keys.gather(1, shuffled.argsort(dim=1, stable=True))
     chosen_sorted = torch.arange(length, device=scores.device)[None, :] < counts[:, None]

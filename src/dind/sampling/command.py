@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="micro",
-        help="a preset name (random initialisation) or a checkpoint directory (default: micro)",
+        help="a checkpoint directory, or a preset name (seeded random initialisation: a smoke test "
+        "that samples noise) (default: micro)",
     )
     parser.add_argument(
         "--plan",
@@ -40,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--temperature", type=float, default=None, help="temperature for every stage")
     parser.add_argument("--prompt", default=None, help="prompt text (frozen prefix, after BOS)")
-    parser.add_argument("--tokenizer", default="gpt2", help="tokenizer name (default: gpt2)")
+    parser.add_argument(
+        "--tokenizer", default=None, help="tokenizer name (default: the one that fits the model's vocabulary)"
+    )
     parser.add_argument(
         "--no-bos", dest="bos", action="store_false", help="do not put BOS (= EOS) at position 0"
     )
@@ -64,9 +67,28 @@ def _import(module: str, what: str) -> Any:
 
 
 def load_model(spec: str, device: torch.device) -> Any:
-    """A preset name (fresh, untrained weights) or a checkpoint (``dind.models.load_model``)."""
+    """A checkpoint directory, or a preset name: fresh weights with a seeded random initialisation
+    (BD3-LM's zero-initialised output layer would give uniform logits, hiding every code path)."""
     models = _import("dind.models", "--model")
+    if not Path(spec).expanduser().is_dir() and spec in models.PRESETS:
+        generator = torch.Generator().manual_seed(0)
+        return models.build(spec, generator=generator, init="random", dropout=0.0).to(device).eval()
     return models.load_model(spec).to(device).eval()
+
+
+def resolve_tokenizer(name: str | None, model: Any) -> Any:
+    """``--tokenizer``: the named tokenizer, which must share the model's MASK id, or (None) the
+    registered tokenizer that fits the model's vocabulary."""
+    tokenizers = _import("dind.data.tokenizers", "--tokenizer")
+    if name is None:
+        name = tokenizers.tokenizer_for_vocabulary(model.vocab_size, model.mask_id)
+    tokenizer = tokenizers.TOKENIZERS.build(name)
+    if model.mask_id != tokenizer.mask_id:
+        raise ValueError(
+            f"--tokenizer must match the model's vocabulary (got {name!r} with mask_id {tokenizer.mask_id}, "
+            f"model mask_id {model.mask_id})"
+        )
+    return tokenizer
 
 
 def build_plan(args: argparse.Namespace, model: Any) -> Any:
@@ -85,15 +107,9 @@ def build_plan(args: argparse.Namespace, model: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from dind.sampling import CONFIDENCE_TRACKERS, UNMASKING_RULES, generate
 
-    tokenizers = _import("dind.data.tokenizers", "--tokenizer")
-    tokenizer = tokenizers.TOKENIZERS.build(args.tokenizer)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load_model(args.model, device)
-    if model.mask_id != tokenizer.mask_id:
-        raise ValueError(
-            f"--tokenizer must match the model's vocabulary (got mask_id {tokenizer.mask_id}, "
-            f"model mask_id {model.mask_id})"
-        )
+    tokenizer = resolve_tokenizer(args.tokenizer, model)
     result = generate(
         model, build_plan(args, model), length=args.length, batch_size=args.batch_size, seed=args.seed,
         prompt=tokenizer.encode(args.prompt) if args.prompt else None,

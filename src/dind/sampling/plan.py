@@ -4,7 +4,8 @@ Text form (``StagePlan.parse`` / ``str(plan)`` round-trip), stages joined by "->
 
     stage   := block ["@" ratio] [":" remasker] ["/" steps] ["{" options "}"]
     block   := positive integer | "L"          ("L": one global block over the whole length)
-    options := key=value pairs, comma separated: temperature, top_p
+    options := key=value pairs, comma separated: temperature, top_p, unmasking (a registered rule
+               with its default arguments, e.g. unmasking=confidence_threshold)
 
 e.g. "4 -> 1024@0.5", "4 -> 64@0.25 -> 1024@0.5", "4/8 -> L@0.5:random{top_p=0.9}".
 The remasker defaults to snapshot; a name is looked up in the ``remaskers`` mapping given to
@@ -71,6 +72,8 @@ class Stage:
             for key in ("temperature", "top_p")
             if getattr(self, key) != 1.0
         ]
+        if self.unmasking is not None:
+            options.append(f"unmasking={_unmasking_name(self.unmasking)}")
         return text + ("{" + ",".join(options) + "}" if options else "")
 
 
@@ -79,6 +82,20 @@ def _remasker_name(remasker: Remasker) -> str:
         if REMASKERS.get(name) is type(remasker):
             return name
     raise ValueError(f"remasker {remasker!r} is not registered, so a plan using it has no text form")
+
+
+def _unmasking_name(rule: object) -> str:
+    from dind.sampling.unmasking import UNMASKING_RULES  # the rules import the sampler's modules
+
+    for name in UNMASKING_RULES.names():
+        if UNMASKING_RULES.get(name) is type(rule):
+            if rule != UNMASKING_RULES.build(name):
+                break
+            return name
+    raise ValueError(
+        f"unmasking rule {rule!r} is not a registered rule with default arguments, "
+        "so a plan using it has no text form"
+    )
 
 
 def _stages(instance: object, attribute: attrs.Attribute, value: tuple[Stage, ...]) -> None:
@@ -158,9 +175,14 @@ def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> S
             kwargs["steps"] = int(match["steps"])
         for option in filter(None, (match["options"] or "").split(",")):
             key, _, value = option.partition("=")
-            if key not in ("temperature", "top_p"):
-                raise ValueError(f"unknown option {key!r} (known: temperature, top_p)")
-            kwargs[key] = float(value)
+            if key == "unmasking":
+                from dind.sampling.unmasking import UNMASKING_RULES
+
+                kwargs[key] = UNMASKING_RULES.build(value)
+            elif key in ("temperature", "top_p"):
+                kwargs[key] = float(value)
+            else:
+                raise ValueError(f"unknown option {key!r} (known: temperature, top_p, unmasking)")
         return Stage(**kwargs)
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, LookupError) as error:
         raise ValueError(f"stage {index} ({piece!r}): {error}") from None
