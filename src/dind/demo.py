@@ -41,7 +41,8 @@ def load_demo_model(checkpoint: Path | None, *, vocab_size: int, seed: int) -> t
 
     directory = checkpoint or packaged_checkpoint()
     if directory is not None:
-        model, description = from_pretrained(directory), f"checkpoint {directory}"
+        # the shipped weights are stored in bf16 (half the package size); compute in fp32 on a CPU
+        model, description = from_pretrained(directory, dtype=torch.float32), f"checkpoint {directory}"
     else:
         print(
             "WARNING: no trained tiny checkpoint in dind/assets/tiny-shakespeare and no --checkpoint: "

@@ -36,6 +36,11 @@ def test_files_are_bd3lm_format_and_no_temporaries_remain(saved):
     config = json.loads((directory / "config.json").read_text())
     assert config["architectures"] == ["BD3LM"] and config["sampling_eps_min"] == 0.3
     assert set(load_file(str(directory / "model.safetensors"))) == set(model.state_dict())
+    (directory.parent / "plain").write_text("")  # the files get the permissions of ordinary files
+    ordinary = (directory.parent / "plain").stat().st_mode & 0o777
+    assert {(directory / name).stat().st_mode & 0o777 for name in ("config.json", "model.safetensors")} == {
+        ordinary
+    }
 
 
 def test_bad_tensors_are_listed_in_one_error(saved):
