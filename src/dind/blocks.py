@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from dind.registry import Registry
+from dind.validation import positive_int
 
 Span = tuple[int, int]
 
@@ -34,11 +35,6 @@ def block_ids(partitioner: BlockPartitioner, length: int, *, prompt_length: int 
     return torch.repeat_interleave(torch.arange(len(spans)), sizes)
 
 
-def _positive_int(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer (got {value!r})")
-
-
 @PARTITIONERS.register("fixed")
 @attrs.frozen
 class FixedPartitioner:
@@ -53,7 +49,7 @@ class FixedPartitioner:
       "short_last": the last block is shorter (length mod block_size positions).
     """
 
-    block_size: int = attrs.field(validator=_positive_int)
+    block_size: int = attrs.field(validator=positive_int)
     alignment: Literal["absolute", "prompt"] = attrs.field(
         default="absolute", validator=attrs.validators.in_(("absolute", "prompt"))
     )

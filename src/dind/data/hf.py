@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from dind.data.corpus import CORPORA
+from dind.validation import optional_positive_int
 
 
 def _import_datasets() -> Any:
@@ -25,11 +26,6 @@ def _import_datasets() -> Any:
             "(or use corpus 'text' with local files)"
         ) from error
     return datasets
-
-
-def _positive_or_none(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1 or None (got {value})")
 
 
 @CORPORA.register("huggingface")
@@ -46,7 +42,7 @@ class HuggingFaceCorpus:
     split: str = "train"
     text_field: str = "text"
     streaming: bool = True
-    max_documents: int | None = attrs.field(default=None, validator=_positive_or_none)
+    max_documents: int | None = attrs.field(default=None, validator=optional_positive_int)
     revision: str | None = None
 
     def _load(self) -> Any:

@@ -22,6 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from dind.eval.entropy import mean, unigram_entropy
+from dind.validation import optional_positive_int, positive_int
 
 Window = tuple[int, int, int]  # (start, end, first target): feed ids[start:end], score targets >= first
 
@@ -79,11 +80,6 @@ class GenPPLReport:
         }
 
 
-def _positive(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or value < 1):
-        raise ValueError(f"{attribute.name} must be a positive integer or None (got {value!r})")
-
-
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -99,9 +95,9 @@ class Judge:
     model: Any
     tokenizer: Any
     device: str = attrs.field(factory=_default_device)
-    batch_size: int = attrs.field(default=8, validator=_positive)
-    window: int | None = attrs.field(default=None, validator=_positive)
-    stride: int | None = attrs.field(default=None, validator=_positive)
+    batch_size: int = attrs.field(default=8, validator=positive_int)
+    window: int | None = attrs.field(default=None, validator=optional_positive_int)
+    stride: int | None = attrs.field(default=None, validator=optional_positive_int)
 
     @property
     def context_size(self) -> int | None:

@@ -7,16 +7,7 @@ from typing import Any
 import attrs
 
 from dind.attention import ATTENTION_BACKENDS
-
-
-def _positive_int(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer (got {value!r})")
-
-
-def _optional_positive_int(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
-    if value is not None:
-        _positive_int(instance, attribute, value)
+from dind.validation import optional_positive_int, positive_int
 
 
 def _dropout(instance: object, attribute: attrs.Attribute, value: float) -> None:
@@ -45,17 +36,17 @@ class DiTConfig:
     not enforce it.
     """
 
-    vocab_size: int = attrs.field(validator=_positive_int)
-    hidden_dim: int = attrs.field(validator=_positive_int)
-    n_blocks: int = attrs.field(validator=_positive_int)
-    n_heads: int = attrs.field(validator=_positive_int)
-    cond_dim: int = attrs.field(validator=_positive_int)
-    model_length: int = attrs.field(validator=_positive_int)
+    vocab_size: int = attrs.field(validator=positive_int)
+    hidden_dim: int = attrs.field(validator=positive_int)
+    n_blocks: int = attrs.field(validator=positive_int)
+    n_heads: int = attrs.field(validator=positive_int)
+    cond_dim: int = attrs.field(validator=positive_int)
+    model_length: int = attrs.field(validator=positive_int)
     dropout: float = attrs.field(default=0.1, converter=float, validator=_dropout)
     time_conditioning: bool = attrs.field(default=False, validator=_bool)
     mask_id: int | None = attrs.field(default=None)
     attn_backend: str = attrs.field(default="sdpa", validator=_backend_name)
-    block_size: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    block_size: int | None = attrs.field(default=None, validator=optional_positive_int)
 
     @mask_id.validator
     def _check_mask_id(self, attribute: attrs.Attribute, value: int | None) -> None:

@@ -14,7 +14,6 @@ The remasker defaults to snapshot; a name is looked up in the ``remaskers`` mapp
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Mapping
 
@@ -22,26 +21,12 @@ import attrs
 
 from dind.remaskers import REMASKERS, Remasker, SnapshotRemasker
 from dind.textform import format_number
-
-
-def _positive_or_none(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{attribute.name} must be a positive integer or None (got {value!r})")
-
-
-def _unit_interval(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ValueError(f"{attribute.name} must be in [0, 1] (got {value})")
-
-
-def _positive_float(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0 (got {value})")
-
-
-def _top_p(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1] (got {value})")
+from dind.validation import (
+    closed_unit_interval,
+    half_open_unit_interval,
+    optional_positive_int,
+    positive_number,
+)
 
 
 @attrs.frozen
@@ -50,12 +35,12 @@ class Stage:
     positions remasked by ``remasker`` before it, ``steps`` denoising steps per block (None = the
     unmasking rule's default), and the proposal's temperature / nucleus top-p."""
 
-    block_size: int | None = attrs.field(validator=_positive_or_none)
-    remask_ratio: float = attrs.field(default=0.0, converter=float, validator=_unit_interval)
+    block_size: int | None = attrs.field(validator=optional_positive_int)
+    remask_ratio: float = attrs.field(default=0.0, converter=float, validator=closed_unit_interval)
     remasker: Remasker = attrs.field(factory=SnapshotRemasker)
-    steps: int | None = attrs.field(default=None, validator=_positive_or_none)
-    temperature: float = attrs.field(default=1.0, converter=float, validator=_positive_float)
-    top_p: float = attrs.field(default=1.0, converter=float, validator=_top_p)
+    steps: int | None = attrs.field(default=None, validator=optional_positive_int)
+    temperature: float = attrs.field(default=1.0, converter=float, validator=positive_number)
+    top_p: float = attrs.field(default=1.0, converter=float, validator=half_open_unit_interval)
     unmasking: object | None = None  # an UnmaskingRule; None = the sampler's default
 
     def __str__(self) -> str:

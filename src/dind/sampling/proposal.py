@@ -13,24 +13,15 @@ import torch
 from torch import Tensor
 
 from dind.sampling.nucleus import nucleus_keep
-
-
-def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0 (got {value!r})")
-
-
-def _unit_interval(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in (0, 1] (got {value!r})")
+from dind.validation import half_open_unit_interval, positive_number
 
 
 @attrs.frozen
 class ProposalOptions:
     """temperature > 0 divides the logits; top_p in (0, 1] is BD3-LM's nucleus (1 = off)."""
 
-    temperature: float = attrs.field(default=1.0, converter=float, validator=_positive)
-    top_p: float = attrs.field(default=1.0, converter=float, validator=_unit_interval)
+    temperature: float = attrs.field(default=1.0, converter=float, validator=positive_number)
+    top_p: float = attrs.field(default=1.0, converter=float, validator=half_open_unit_interval)
 
 
 def model_probs(logits: Tensor, mask_id: int) -> Tensor:

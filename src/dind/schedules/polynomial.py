@@ -6,17 +6,13 @@ import attrs
 from torch import Tensor
 
 from dind.schedules.base import SCHEDULES
-
-
-def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0 (got {value})")
+from dind.validation import positive_number
 
 
 @SCHEDULES.register("polynomial")
 @attrs.frozen
 class PolynomialSchedule:
-    power: float = attrs.field(default=2.0, validator=_positive)
+    power: float = attrs.field(default=2.0, validator=positive_number)
 
     def alpha(self, t: Tensor) -> Tensor:
         return 1.0 - t**self.power

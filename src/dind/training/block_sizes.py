@@ -16,6 +16,7 @@ from torch import Tensor
 
 from dind.registry import Registry
 from dind.textform import format_number
+from dind.validation import closed_unit_interval, positive_int
 
 
 @runtime_checkable
@@ -53,16 +54,11 @@ def check_divides(dist: BlockSizeDistribution, length: int) -> None:
         )
 
 
-def _positive_size(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer (got {value!r})")
-
-
 def _sizes(instance: object, attribute: attrs.Attribute, value: tuple[int, ...]) -> None:
     if not value:
         raise ValueError(f"{attribute.name} must not be empty")
     for size in value:
-        _positive_size(instance, attribute, size)
+        positive_int(instance, attribute, size)
     if len(set(value)) != len(value):
         raise ValueError(f"{attribute.name} must not repeat a size (got {value})")
 
@@ -70,7 +66,7 @@ def _sizes(instance: object, attribute: attrs.Attribute, value: tuple[int, ...])
 @BLOCK_SIZE_DISTRIBUTIONS.register("fixed")
 @attrs.frozen
 class FixedBlockSize:
-    size: int = attrs.field(validator=_positive_size)
+    size: int = attrs.field(validator=positive_int)
 
     @classmethod
     def from_args(cls, values: list[str]) -> FixedBlockSize:
@@ -95,9 +91,9 @@ class FixedBlockSize:
 class BimodalBlockSize:
     """B_draft with probability 1 - lambda, B_global with probability lambda (PAPER: 4, 1024, 0.1)."""
 
-    draft: int = attrs.field(validator=_positive_size)
-    global_size: int = attrs.field(validator=_positive_size)
-    global_probability: float = attrs.field(default=0.1, converter=float)
+    draft: int = attrs.field(validator=positive_int)
+    global_size: int = attrs.field(validator=positive_int)
+    global_probability: float = attrs.field(default=0.1, converter=float, validator=closed_unit_interval)
 
     @classmethod
     def from_args(cls, values: list[str]) -> BimodalBlockSize:
@@ -111,11 +107,6 @@ class BimodalBlockSize:
     def _larger(self, attribute: attrs.Attribute, value: int) -> None:
         if value <= self.draft:
             raise ValueError(f"global_size must be > draft (got global_size={value}, draft={self.draft})")
-
-    @global_probability.validator
-    def _probability(self, attribute: attrs.Attribute, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"global_probability must be in [0, 1] (got {value})")
 
     def support(self) -> tuple[int, ...]:
         return (self.draft, self.global_size)

@@ -14,24 +14,15 @@ import attrs
 import yaml
 
 from dind.data.packing import ChunkFormat
+from dind.validation import non_negative_int, positive_int, positive_number
 
 Precision = Literal["auto", "fp32", "bf16"]
 DistributedMode = Literal["none", "ddp", "fsdp"]
 
 
-def _positive(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0 (got {value!r})")
-
-
-def _positive_int(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(f"{attribute.name} must be a positive integer or null (got {value!r})")
-
-
-def _non_negative_int(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{attribute.name} must be an integer >= 0 (got {value!r})")
+# config files spell None as YAML's null
+_positive_int_or_null = positive_int.or_none("null")
+_positive_number_or_null = positive_number.or_none("null")
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -64,7 +55,7 @@ class DataConfig:
     corpus: str = "text"
     corpus_options: dict[str, Any] = _options()
     tokenizer: str = "gpt2"
-    length: int | None = attrs.field(default=None, validator=_positive_int)
+    length: int | None = attrs.field(default=None, validator=_positive_int_or_null)
     chunk_format: ChunkFormat = attrs.field(default="bos", validator=_one_of("plain", "bos", "bos_eos"))
     validation_fraction: float = attrs.field(
         default=0.05, converter=float, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
@@ -108,25 +99,27 @@ class VarianceConfig:
     ``widths`` / ``step``: the candidate intervals (the defaults give BD3-LM's 36)."""
 
     enabled: bool = False
-    every: int | None = attrs.field(default=None, validator=_positive_int)
+    every: int | None = attrs.field(default=None, validator=_positive_int_or_null)
     at_validation: bool = True
-    batches: int = attrs.field(default=8, validator=_positive_int)
-    block_size: int | None = attrs.field(default=None, validator=_positive_int)
+    batches: int = attrs.field(default=8, validator=positive_int)
+    block_size: int | None = attrs.field(default=None, validator=_positive_int_or_null)
     seed: int = 0
     widths: tuple[float, ...] = attrs.field(default=(0.5, 0.6, 0.7, 0.8, 0.9), converter=_floats)
-    step: float = attrs.field(default=0.05, converter=float, validator=_positive)
+    step: float = attrs.field(default=0.05, converter=float, validator=positive_number)
 
 
 @attrs.frozen
 class OptimConfig:
-    lr: float = attrs.field(default=3e-4, converter=float, validator=_positive)
+    lr: float = attrs.field(default=3e-4, converter=float, validator=positive_number)
     betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), converter=_betas)
-    eps: float = attrs.field(default=1e-8, converter=float, validator=_positive)
+    eps: float = attrs.field(default=1e-8, converter=float, validator=positive_number)
     weight_decay: float = attrs.field(default=0.0, converter=float, validator=attrs.validators.ge(0.0))
     lr_schedule: str = "constant"
     lr_schedule_options: dict[str, Any] = _options()
-    warmup_steps: int = attrs.field(default=2500, validator=_non_negative_int)
-    grad_clip: float | None = attrs.field(default=1.0, converter=_float_or_none, validator=_positive)
+    warmup_steps: int = attrs.field(default=2500, validator=non_negative_int)
+    grad_clip: float | None = attrs.field(
+        default=1.0, converter=_float_or_none, validator=_positive_number_or_null
+    )
 
 
 @attrs.frozen
@@ -146,21 +139,21 @@ class TrainConfig:
         validator=attrs.validators.optional([attrs.validators.ge(0.0), attrs.validators.lt(1.0)]),
     )
     trainer: str = "default"
-    steps: int = attrs.field(default=1000, validator=_positive_int)
-    batch_size: int = attrs.field(default=32, validator=_positive_int)
-    micro_batch_size: int | None = attrs.field(default=None, validator=_positive_int)
+    steps: int = attrs.field(default=1000, validator=positive_int)
+    batch_size: int = attrs.field(default=32, validator=positive_int)
+    micro_batch_size: int | None = attrs.field(default=None, validator=_positive_int_or_null)
     precision: Precision = attrs.field(default="auto", validator=_one_of("auto", "fp32", "bf16"))
     activation_checkpointing: bool = False
     distributed: DistributedMode = attrs.field(default="none", validator=_one_of("none", "ddp", "fsdp"))
     device: str = "auto"
     seed: int = 0
     out_dir: str = "runs/train"
-    log_every: int = attrs.field(default=10, validator=_positive_int)
-    eval_every: int | None = attrs.field(default=500, validator=_positive_int)
-    eval_batches: int = attrs.field(default=16, validator=_positive_int)
+    log_every: int = attrs.field(default=10, validator=positive_int)
+    eval_every: int | None = attrs.field(default=500, validator=_positive_int_or_null)
+    eval_batches: int = attrs.field(default=16, validator=positive_int)
     eval_at_start: bool = True
-    save_every: int | None = attrs.field(default=1000, validator=_positive_int)
-    keep_every: int | None = attrs.field(default=None, validator=_positive_int)
+    save_every: int | None = attrs.field(default=1000, validator=_positive_int_or_null)
+    keep_every: int | None = attrs.field(default=None, validator=_positive_int_or_null)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:

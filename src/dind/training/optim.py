@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from dind.registry import Registry
+from dind.validation import non_negative_int
 
 
 @runtime_checkable
@@ -27,11 +28,6 @@ class LRSchedule(Protocol):
 LR_SCHEDULES: Registry[LRSchedule] = Registry("lr_schedules", entry_point_group="dind.lr_schedules")
 
 
-def _non_negative_int(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attribute.name} must be an integer >= 0 (got {value!r})")
-
-
 def _warmup(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
 
@@ -41,7 +37,7 @@ def _warmup(step: int, warmup_steps: int) -> float:
 class ConstantWithWarmup:
     """Linear warm-up over ``warmup_steps``, then constant (BD3-LM's fine-tuning schedule)."""
 
-    warmup_steps: int = attrs.field(default=0, validator=_non_negative_int)
+    warmup_steps: int = attrs.field(default=0, validator=non_negative_int)
     total_steps: int | None = None  # accepted so every schedule builds from the same arguments
 
     def factor(self, step: int) -> float:
@@ -53,8 +49,8 @@ class ConstantWithWarmup:
 class CosineWithWarmup:
     """Linear warm-up, then cosine decay to ``min_ratio`` at ``total_steps`` (constant after)."""
 
-    total_steps: int = attrs.field(validator=_non_negative_int)
-    warmup_steps: int = attrs.field(default=0, validator=_non_negative_int)
+    total_steps: int = attrs.field(validator=non_negative_int)
+    warmup_steps: int = attrs.field(default=0, validator=non_negative_int)
     min_ratio: float = attrs.field(
         default=0.1, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
     )

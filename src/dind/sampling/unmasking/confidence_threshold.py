@@ -12,11 +12,7 @@ import attrs
 from torch import Tensor
 
 from dind.sampling.unmasking.base import UNMASKING_RULES, most_confident
-
-
-def _probability(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1] (got {value!r})")
+from dind.validation import closed_unit_interval
 
 
 @UNMASKING_RULES.register("confidence_threshold")
@@ -26,7 +22,7 @@ class ConfidenceThreshold:
 
     uses_confidence: ClassVar[bool] = True
     may_skip_steps: ClassVar[bool] = False
-    threshold: float = attrs.field(default=0.9, converter=float, validator=_probability)
+    threshold: float = attrs.field(default=0.9, converter=float, validator=closed_unit_interval)
 
     def default_steps(self, width: int) -> int:
         return width
