@@ -133,7 +133,8 @@ def loss_speed(block_size: int, *, length: int, batch: int, repeats: int, backwa
 
 
 def speed(args: argparse.Namespace) -> None:
-    results = {"machine": machine(), "settings": vars(args), "training": [], "loss": []}
+    settings = {key: value for key, value in vars(args).items() if not callable(value)}  # drop the handler
+    results = {"machine": machine(), "settings": settings, "training": [], "loss": []}
     mixes = (
         ("bimodal(4, L, 0.1) per sample", []),
         ("fixed 4", ["objective.block_sizes=fixed", "objective.block_size_options={size: 4}"]),
