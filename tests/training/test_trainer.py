@@ -103,7 +103,7 @@ def _dind_train(argv):
     return command.run(parser.parse_args(argv))
 
 
-def test_cli_trains_from_a_config_file_with_overrides(make_config, tmp_path):
+def test_cli_trains_from_a_config_file_with_overrides(make_config, tmp_path, capsys):
     main = lambda argv: _dind_train(argv[1:])  # noqa: E731  (argv as given to `dind`)
 
     config_path = tmp_path / "config.yaml"
@@ -125,4 +125,10 @@ def test_cli_trains_from_a_config_file_with_overrides(make_config, tmp_path):
     assert state["step"] == 2
     assert main(["train", "--config", str(config_path), "steps=3", "eval_every=null", "--resume"]) == 0
     assert read_trainer_state(find_checkpoint(tmp_path / "run"))["step"] == 3
+    # the config file lacks the override: resuming says what differs from the checkpoint's config
+    assert "objective.block_sizes: 'fixed:8' -> " in capsys.readouterr().err
+    # --resume PATH without --config continues with the checkpoint's own config
+    assert main(["train", "--resume", str(tmp_path / "run"), "steps=4"]) == 0
+    state = read_trainer_state(find_checkpoint(tmp_path / "run"))
+    assert state["step"] == 4 and "note: resuming" not in capsys.readouterr().err
     assert main(["train", "--config", str(config_path), "--print-config"]) == 0

@@ -3,6 +3,7 @@
 dind train --config configs/tiny-shakespeare.yaml steps=2000 optim.lr=1e-3
 dind train --config configs/bd3lm-110m-finetune-owt.yaml --init path/to/bd3lm-owt-block_size1024-pretrain
 dind train --config configs/tiny-shakespeare.yaml --resume            # continue out_dir's latest
+dind train --resume runs/tiny-shakespeare steps=4000     # the checkpoint's own config, overridden
 torchrun --nproc_per_node=8 -m dind train --config ... distributed=ddp
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dind.training.checkpointing import find_checkpoint
+from dind.training.checkpointing import TRAIN_CONFIG, find_checkpoint
 from dind.training.config import TrainConfig, apply_overrides
 
 
@@ -31,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const="auto",
         metavar="PATH",
-        help="continue from a checkpoint dir or run dir; bare --resume: out_dir's latest if any",
+        help="continue from a checkpoint dir or run dir (without --config: with the config saved in "
+        "that checkpoint); bare --resume: out_dir's latest if any",
     )
     parser.add_argument("--out-dir", help="where metrics and checkpoints go (sets out_dir)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -45,7 +47,34 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         overrides.append(f"out_dir={args.out_dir}")
     if args.config is not None:
         return TrainConfig.from_file(args.config, overrides)
+    if args.resume not in (None, "auto"):  # continue the run as it was configured
+        return TrainConfig.from_file(find_checkpoint(args.resume) / TRAIN_CONFIG, overrides)
     return TrainConfig.from_dict(apply_overrides({}, overrides))
+
+
+def config_changes(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """``key: saved -> current`` for every leaf that differs between two config dicts."""
+    changes = []
+    for key in sorted(set(saved) | set(current)):
+        before, after = saved.get(key), current.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes += config_changes(before, after, f"{prefix}{key}.")
+        elif before != after:
+            changes.append(f"{prefix}{key}: {before!r} -> {after!r}")
+    return changes
+
+
+def _report_changes(resume: str, config: TrainConfig) -> None:
+    saved = TrainConfig.from_file(find_checkpoint(resume) / TRAIN_CONFIG).to_dict()
+    # a new step count is how a run is extended: not worth a note
+    changes = [
+        change for change in config_changes(saved, config.to_dict()) if not change.startswith("steps:")
+    ]
+    if changes:
+        print(
+            "note: resuming with a config that differs from the checkpoint's:\n  " + "\n  ".join(changes),
+            file=sys.stderr,
+        )
 
 
 def _resume_path(option: str | None, config: TrainConfig) -> str | None:
@@ -71,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if resume is not None:
         step = trainer.resume(resume)
         if trainer.context.is_main:
+            _report_changes(resume, config)
             print(f"resumed from {resume} at step {step}", file=sys.stderr)
     try:
         summary = trainer.fit()
