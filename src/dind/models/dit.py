@@ -69,7 +69,9 @@ class DiT(nn.Module):
         return self.config.mask_token_id
 
     def set_attention_backend(self, backend: str | AttentionBackend) -> None:
-        """Switch the attention kernel (a registry name or a backend object); weights are unchanged."""
+        """Switch the attention kernel (a registry name or a backend object); weights are unchanged.
+        A name is also recorded in ``config.attn_backend`` (what a saved checkpoint names); an
+        object cannot be serialised, so the config keeps naming the previous backend."""
         if isinstance(backend, str):
             self.attention = ATTENTION_BACKENDS.build(backend)
             self.config = attrs.evolve(self.config, attn_backend=backend)
