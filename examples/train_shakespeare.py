@@ -64,14 +64,17 @@ def main() -> None:
     model = models.from_pretrained(find_checkpoint(args.out))
     tokenizer = TOKENIZERS.build(config.data.tokenizer)
     clean = trainer.evaluator.batch(0)[:1]
+    length = clean.shape[1]
+    start, end = length // 4, length // 2  # mask the second quarter, show the first three
     span = torch.zeros_like(clean, dtype=torch.bool)
-    span[:, 64:96] = True
+    span[:, start:end] = True
     with torch.no_grad():
         logits = model.logits(clean.masked_fill(span, model.mask_id))
     logits[..., model.mask_id] = float("-inf")
     filled = torch.where(span, logits.argmax(-1), clean)
-    print("held-out text:", repr(tokenizer.decode(clean[0, 32:128].tolist())))
-    print("infilled     :", repr(tokenizer.decode(filled[0, 32:128].tolist())))
+    shown = slice(0, 3 * length // 4)
+    print("held-out text:", repr(tokenizer.decode(clean[0, shown].tolist())))
+    print("infilled     :", repr(tokenizer.decode(filled[0, shown].tolist())))
 
 
 if __name__ == "__main__":
