@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dind.training.command", "train or fine-tune a model (mixed-scale block diffusion)"),
     "sample": ("dind.sampling.command", "generate text with a multi-stage (DiD) plan"),
     "eval": ("dind.eval.command", "score samples: Gen PPL under a judge, unigram entropy"),
-    "sweep": ("dind.eval.sweep", "sweep stage-2 block size / remask ratio and plot Gen PPL"),
+    "sweep": ("dind.eval.sweep_command", "sweep stage-2 block size / remask ratio and plot Gen PPL"),
     "demo": ("dind.demo", "offline demo: draft, remask, refine with the embedded tiny model"),
 }
 

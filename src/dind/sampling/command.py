@@ -76,9 +76,9 @@ def load_model(spec: str, device: torch.device) -> Any:
     return models.load_model(spec).to(device).eval()
 
 
-def resolve_tokenizer(name: str | None, model: Any) -> Any:
-    """``--tokenizer``: the named tokenizer, which must share the model's MASK id, or (None) the
-    registered tokenizer that fits the model's vocabulary."""
+def resolve_tokenizer(name: str | None, model: Any) -> tuple[str, Any]:
+    """``--tokenizer``: (name, tokenizer) for the named tokenizer, which must share the model's
+    MASK id, or (None) for the registered tokenizer that fits the model's vocabulary."""
     tokenizers = _import("dind.data.tokenizers", "--tokenizer")
     if name is None:
         name = tokenizers.tokenizer_for_vocabulary(model.vocab_size, model.mask_id)
@@ -88,7 +88,7 @@ def resolve_tokenizer(name: str | None, model: Any) -> Any:
             f"--tokenizer must match the model's vocabulary (got {name!r} with mask_id {tokenizer.mask_id}, "
             f"model mask_id {model.mask_id})"
         )
-    return tokenizer
+    return name, tokenizer
 
 
 def build_plan(args: argparse.Namespace, model: Any) -> Any:
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load_model(args.model, device)
-    tokenizer = resolve_tokenizer(args.tokenizer, model)
+    _, tokenizer = resolve_tokenizer(args.tokenizer, model)
     result = generate(
         model, build_plan(args, model), length=args.length, batch_size=args.batch_size, seed=args.seed,
         prompt=tokenizer.encode(args.prompt) if args.prompt else None,
