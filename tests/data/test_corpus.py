@@ -49,3 +49,13 @@ def test_split_is_a_deterministic_function_of_key_and_seed():
 def test_split_fraction_validated():
     with pytest.raises(ValueError, match="validation_fraction"):
         split_of("a", validation_fraction=1.0)
+
+
+def test_exclude_leaves_matching_keys_out(tmp_path):
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(name)
+    keys = [key for key, _ in TextFiles([str(tmp_path)], exclude=["b.txt"]).documents()]
+    assert keys == ["a.txt", "c.txt"]
+    assert TextFiles([str(tmp_path)], exclude="b*").fingerprint() != TextFiles([str(tmp_path)]).fingerprint()
+    with pytest.raises(ValueError, match="exclude"):
+        list(TextFiles([str(tmp_path)], exclude=["*"]).documents())

@@ -9,6 +9,7 @@ documents there are, and it is the same on every rank and every run.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from collections.abc import Iterator
@@ -63,7 +64,9 @@ class TextFiles:
 
     A ``.txt`` (any non-``.jsonl``) file is one document, or several when ``document_delimiter`` is
     set (e.g. "\\n\\n\\n"); every line of a ``.jsonl`` file is one document (its ``text_field``).
-    Files are visited in sorted order; JSON lines are read one line at a time.
+    Files are visited in sorted order; JSON lines are read one line at a time. ``exclude`` holds
+    glob patterns matched against the keys (e.g. ``["julius_caesar.txt"]``) to leave files out, so
+    that a held-out split (such as the offline judge's plays) is stated in the config.
     """
 
     paths: tuple[str, ...] = attrs.field(converter=_to_path_tuple, validator=_nonempty)
@@ -71,6 +74,7 @@ class TextFiles:
     document_delimiter: str | None = None
     text_field: str = "text"
     encoding: str = "utf-8"
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=_to_path_tuple)
 
     def files(self) -> list[tuple[str, Path]]:
         """(key, path) for every file, sorted by key; keys are relative to the path given."""
@@ -86,11 +90,16 @@ class TextFiles:
             else:
                 raise FileNotFoundError(f"paths: no such file or directory (got {given!r})")
             for key, path in matches:
+                if any(fnmatch.fnmatchcase(key, pattern) for pattern in self.exclude):
+                    continue
                 if key in found and found[key] != path:
                     raise ValueError(f"paths: two files share the key {key!r} ({found[key]}, {path})")
                 found[key] = path
         if not found:
-            raise ValueError(f"paths: no file matches pattern {self.pattern!r} (got {self.paths!r})")
+            raise ValueError(
+                f"paths: no file matches pattern {self.pattern!r} outside exclude {list(self.exclude)!r}"
+                f" (got {self.paths!r})"
+            )
         return sorted(found.items())
 
     def documents(self) -> Iterator[tuple[str, str]]:
@@ -113,7 +122,7 @@ class TextFiles:
                     yield f"{key}:{number}", json.loads(line)[self.text_field]
 
     def fingerprint(self) -> str:
-        parts = [repr((self.pattern, self.document_delimiter, self.text_field, self.encoding))]
+        parts = [repr((self.pattern, self.document_delimiter, self.text_field, self.encoding, self.exclude))]
         for key, path in self.files():
             stat = path.stat()
             parts.append(f"{key}\0{stat.st_size}\0{stat.st_mtime_ns}")
