@@ -1,15 +1,28 @@
-"""The ``dind`` command: train, sample, eval, demo, list.
+"""The ``dind`` command: train, sample, eval, sweep, demo, list.
 
 Each subcommand's arguments and body live next to the code they drive (``<package>/command.py``
 exposes ``add_arguments(parser)`` and ``run(args) -> int``); this module only wires them, and is
 the one place (with config loading) where names become objects.
+
+Two rules hold here for every subcommand:
+
+- Startup stays light: a subcommand's module (and so torch) is imported only when that subcommand
+  is parsed, so ``dind --help`` and a mistyped subcommand answer at once.
+- One error handler: every expected failure (``UserError``, ``ValueError``, ``TypeError``,
+  ``OSError``, an unknown registry name, Ctrl-C) is one line on stderr,
+  ``dind <subcommand>: error: <message>``, and a non-zero exit status (2: usage or configuration,
+  1: anything else, 130: interrupted). Anything else is reported as an internal error, also in one
+  line. ``--debug`` (before or after the subcommand) re-raises instead, to show the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
+
+from dind.errors import ConfigError, DataFormatError, UserError
 
 # subcommand -> (module with add_arguments/run, help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -19,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("dind.eval.sweep_command", "sweep stage-2 block size / remask ratio and plot Gen PPL"),
     "demo": ("dind.demo", "offline demo: draft, remask, refine with the embedded tiny model"),
 }
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -29,26 +43,133 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _LazySubcommands(argparse._SubParsersAction):
+    """Subparsers whose arguments are added when their subcommand is parsed (``populate``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        chosen = self._name_parser_map.get(values[0])
+        if chosen is not None:
+            populate(chosen)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def populate(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add a lazily built subparser's arguments (imports its module once); returns the parser."""
+    module_name = getattr(parser, "dind_module", None)
+    if module_name is not None:
+        module = importlib.import_module(module_name)
+        module.add_arguments(parser)
+        parser.set_defaults(func=module.run)
+        parser.dind_module = None  # type: ignore[attr-defined]
+    return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # after the subcommand the options must not reset what was given before it: SUPPRESS defaults
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="show the full traceback of an error instead of one line",
+    )
+    parser.add_argument(
+        "--plugin",
+        dest="plugin" if top else "plugin_after",
+        action="append",
+        default=[] if top else argparse.SUPPRESS,
+        metavar="MODULE_OR_PATH",
+        help="import a module (dotted name or .py file) whose registrations take effect; repeatable",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dind", description="Diffusion in Diffusion for block diffusion LMs"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    _add_global_options(parser, top=True)
+    parser.register("action", "parsers", _LazySubcommands)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list," + ",".join(SUBCOMMANDS) + "}")
     p = sub.add_parser("list", help="print every registry and its registered names")
+    _add_global_options(p, top=False)
     p.set_defaults(func=_cmd_list)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(p)
-        p.set_defaults(func=module.run)
+        _add_global_options(p, top=False)
+        p.dind_module = module_name  # type: ignore[attr-defined]
     return parser
 
 
+def describe(error: BaseException) -> tuple[str, int]:
+    """(one-line message, exit status) for an error that reached the command line."""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted", EXIT_INTERRUPTED
+    from dind.registry import RegistryError
+
+    text = " ".join(str(error).split())
+    if isinstance(error, (ConfigError, RegistryError)):
+        return text, EXIT_USAGE
+    if isinstance(error, UserError):
+        return text or type(error).__name__, EXIT_ERROR
+    if isinstance(error, OSError):
+        return _os_message(error), EXIT_ERROR
+    if isinstance(error, (ValueError, TypeError)) and not isinstance(error, DataFormatError):
+        return text or type(error).__name__, EXIT_USAGE
+    if type(error).__name__ == "OutOfMemoryError":
+        first = str(error).splitlines()[0] if str(error) else ""
+        return f"out of memory ({first}); try a smaller --batch-size or --length", EXIT_ERROR
+    return (
+        f"internal error: {type(error).__name__}: {text} "
+        "(run again with --debug for the traceback; please report it)",
+        EXIT_ERROR,
+    )
+
+
+def _os_message(error: OSError) -> str:
+    if error.strerror and error.filename is not None:
+        target = f"{error.filename}" + (f" -> {error.filename2}" if error.filename2 is not None else "")
+        return f"{error.strerror}: {target}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _load_plugins(specs: Sequence[str]) -> None:
+    if not specs:
+        return
+    try:
+        from dind.plugins import load_plugin
+    except ModuleNotFoundError as error:
+        if error.name != "dind.plugins":
+            raise
+        raise UserError("--plugin is not supported by this installation (no dind.plugins module)") from None
+    for spec in specs:
+        load_plugin(spec)
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (for the error prefix when parsing itself fails)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--plugin":
+            skip = True
+        elif not token.startswith("-"):
+            return token if token in SUBCOMMANDS or token == "list" else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command, debug = _command_in(argv), "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        command, debug = args.command, args.debug
+        _load_plugins([*args.plugin, *getattr(args, "plugin_after", [])])
+        return int(args.func(args) or 0)
+    except SystemExit:
+        raise
+    except BaseException as error:
+        if debug or not isinstance(error, Exception | KeyboardInterrupt):
+            raise
+        message, status = describe(error)
+        print(f"dind {command}: error: {message}" if command else f"dind: error: {message}", file=sys.stderr)
+        return status

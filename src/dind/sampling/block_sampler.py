@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from dind.blocks import FixedPartitioner, Span
+from dind.errors import NonFiniteError
 from dind.models.protocol import Denoiser
 from dind.sampling.confidence import ConfidenceTracker, record_reveals
 from dind.sampling.nfe import CountingDenoiser
@@ -55,6 +56,7 @@ class _BlockContext:
     generators: Sequence[torch.Generator]
     steps: int | None
     proposal: ProposalOptions
+    stage_index: int | None = None
 
 
 def stage_spans(block_size: int | None, length: int) -> tuple[Span, ...]:
@@ -77,13 +79,16 @@ def sample_stage(
     proposal: ProposalOptions | None = None,
     use_cache: bool = True,
     on_block: Callable[[], None] | None = None,
+    stage_index: int | None = None,
 ) -> StageOutcome:
     """Fill every MASK of ``tokens`` (batch, length) with blocks of ``block_size`` (None = global).
 
     ``scores`` (batch, length) are the tracker's scores; revealed positions get new ones.
     ``steps``: per-block step budget (None: ``rule.default_steps(width)``).
     ``proposal``: temperature and top-p (None: temperature 1, no nucleus).
-    ``on_block`` is called after each block (progress bars).
+    ``on_block`` is called after each block (progress bars). ``stage_index`` (1-based) only names
+    the stage in errors: NaN or +inf logits, or a position whose logits are all -inf, raise
+    ``NonFiniteError`` naming the stage, the block and the number of bad values.
     """
     if tokens.shape != scores.shape or tokens.dim() != 2:
         raise ValueError(
@@ -93,7 +98,9 @@ def sample_stage(
     if len(generators) != tokens.shape[0]:
         raise ValueError(f"generators must have one per row (got {len(generators)}, batch {tokens.shape[0]})")
     counting = CountingDenoiser(model)
-    context = _BlockContext(counting, rule, tracker, tuple(generators), steps, proposal or ProposalOptions())
+    context = _BlockContext(
+        counting, rule, tracker, tuple(generators), steps, proposal or ProposalOptions(), stage_index
+    )
     tokens, scores = tokens.clone(), scores.clone()
     batch, length = tokens.shape
     spans = stage_spans(block_size, length)
@@ -143,6 +150,7 @@ def _fill_block(
         stale = active & changed
         if bool(stale.any()):
             fresh = forward().float()
+            _check_finite(fresh, context, start, end)
             # p(x0) caching: rows with nothing new keep their last logits (MDLM's ddpm_cache)
             keep_old = logits is not None and bool((active & ~changed).any())
             logits = torch.where(stale[:, None, None], fresh, logits) if keep_old else fresh
@@ -161,6 +169,22 @@ def _fill_block(
                 f"unmasking rule {context.rule!r} did not finish a block of width "
                 f"{end - start} within max(width, steps={steps}) steps"
             )
+
+
+def _check_finite(logits: Tensor, context: _BlockContext, start: int, end: int) -> None:
+    """One reduction per forward: the max over the vocabulary is NaN if any logit is NaN, +inf if
+    any is +inf and -inf if a position has no finite logit; all three would make sampling garbage
+    (the proposal's argmax of NaNs is token 0: silently all-zero text)."""
+    if bool(torch.isfinite(logits.amax(dim=-1)).all()):
+        return
+    bad = int((logits.isnan() | logits.isposinf()).sum())
+    empty = int(logits.isneginf().all(dim=-1).sum())
+    what = f"{bad} NaN/+inf logit values" if bad else f"{empty} positions whose logits are all -inf"
+    stage = f"stage {context.stage_index}, " if context.stage_index is not None else ""
+    raise NonFiniteError(
+        f"the model produced non-finite logits ({stage}block [{start}, {end}): {what}); sampling stopped. "
+        "Check the checkpoint's weights and the model dtype (e.g. fp16 overflow: try float32 or bfloat16)"
+    )
 
 
 def _checked(rule: UnmaskingRule, reveal: Tensor, masked: Tensor) -> Tensor:

@@ -27,6 +27,7 @@ from torch import Tensor
 from dind.models.protocol import Denoiser
 from dind.sampling.block_sampler import sample_stage, stage_spans
 from dind.sampling.confidence import CONFIDENCE_TRACKERS, ConfidenceTracker, initial_scores
+from dind.sampling.inputs import check_generate_arguments, check_prompt_fits
 from dind.sampling.plan import Stage, StagePlan
 from dind.sampling.postprocess import low_entropy_rows, truncate_after_eos
 from dind.sampling.proposal import ProposalOptions
@@ -69,12 +70,15 @@ def generate(
       when length > 256 and the unigram entropy of a row's last 256 tokens is < 4 nats, the row is
       regenerated, at most ``max_retries`` times (its generator continues, so each draw differs).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
+    prompt, seed = check_generate_arguments(
+        model, plan, length=length, batch_size=batch_size, prompt=prompt, seed=seed, bos_id=bos_id,
+        eos_id=eos_id, tracker=tracker, unmasking=unmasking,
+    )  # fmt: skip
     if stop_at_eos and eos_id is None and bos_id is None:
         raise ValueError("stop_at_eos needs eos_id (or bos_id, used as EOS) (got None)")
     device = torch.device(device) if device is not None else _model_device(model)
     prefix = _prefix(prompt, bos_id, batch_size, device)
+    check_prompt_fits(prefix.shape[1], length, bos=bos_id is not None)
     plan.validate(length, prompt_length=prefix.shape[1])
     seeds = _row_seeds(seed, batch_size)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
@@ -124,7 +128,7 @@ class _PlanRun:
         frozen[:, :prompt_length] = True
         scores = initial_scores(batch, self.length, frozen=frozen, device=prefix.device)
         trace = []
-        for stage in self.plan:
+        for index, stage in enumerate(self.plan, start=1):
             begin = time.perf_counter()
             remasked = _remask(stage, tokens, scores, frozen, generators, self.model.mask_id)
             tokens = tokens.masked_fill(remasked, self.model.mask_id)
@@ -133,7 +137,7 @@ class _PlanRun:
                 rule=stage.unmasking if stage.unmasking is not None else self.unmasking,
                 tracker=self.tracker, generators=generators, steps=stage.steps,
                 proposal=ProposalOptions(temperature=stage.temperature, top_p=stage.top_p),
-                use_cache=self.use_cache, on_block=on_block,
+                use_cache=self.use_cache, on_block=on_block, stage_index=index,
             )  # fmt: skip
             tokens, scores = outcome.tokens, outcome.scores
             trace.append(StageTrace(

@@ -1,0 +1,173 @@
+"""Checks of ``generate``'s arguments: each error names the parameter, the rule and the value.
+
+A prompt is frozen text: token ids of the model's vocabulary, never MASK (a frozen MASK would
+be fed to the model as content and never filled). Seeds are 64-bit unsigned integers, the range a
+``torch.Generator`` takes. The checks run once per call, before any model forward; the id checks
+are vectorised and look for the offending position only when one exists.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 0 <= seed < 2**64
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` as an int, if it is an integer >= 1 (bool refused); else TypeError/ValueError."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be a positive integer (got {type(value).__name__} {value!r})")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer (got {value!r})")
+    return int(value)
+
+
+def check_token_id(name: str, value: Any, vocab_size: int, *, optional: bool = True) -> int | None:
+    """A token id in [0, vocab_size) (or None when ``optional``)."""
+    if value is None and optional:
+        return None
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer token id (got {type(value).__name__} {value!r})")
+    if not 0 <= value < vocab_size:
+        raise ValueError(f"{name} must be in [0, vocab_size={vocab_size}) (got {value})")
+    return int(value)
+
+
+def check_seed(seed: Any, batch_size: int) -> int | list[int] | None:
+    """None, one int in [0, 2**64), or one such int per row."""
+    if seed is None:
+        return None
+    if _is_int(seed):
+        _seed_in_range(seed, "seed")
+        return int(seed)
+    if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence | Tensor):
+        raise TypeError(
+            f"seed must be an int in [0, 2**64), a sequence of them, or None (got {type(seed).__name__} {seed!r})"
+        )
+    seeds = seed.tolist() if isinstance(seed, Tensor) else list(seed)
+    for row, value in enumerate(seeds):
+        if not _is_int(value):
+            raise TypeError(f"seed[{row}] must be an int (got {type(value).__name__} {value!r})")
+        _seed_in_range(value, f"seed[{row}]")
+    if len(seeds) != batch_size:
+        raise ValueError(
+            f"seed must be an int or one int per row (got {len(seeds)} seeds, batch_size {batch_size})"
+        )
+    return [int(value) for value in seeds]
+
+
+def _seed_in_range(value: int, name: str) -> None:
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{name} must be in [0, 2**64) (got {value})")
+
+
+def check_prompt(prompt: Any, *, vocab_size: int, mask_id: int) -> Tensor | None:
+    """The prompt as a (prompt_length,) or (rows, prompt_length) long tensor on the CPU, or None.
+
+    Refused: str, floats and bools, ragged rows, other dimensions, negative ids, ids >= vocab_size
+    and the MASK id, each with the offending row and position.
+    """
+    if prompt is None:
+        return None
+    ids = _as_id_tensor(prompt)
+    if ids.dim() not in (1, 2):
+        raise ValueError(f"prompt must be (prompt_length,) or (batch, prompt_length) (got shape {tuple(ids.shape)})")
+    _check_ids(ids, vocab_size=vocab_size, mask_id=mask_id)
+    return ids
+
+
+def _as_id_tensor(prompt: Any) -> Tensor:
+    if isinstance(prompt, (str, bytes)):
+        raise TypeError(
+            f"prompt must be token ids, not {type(prompt).__name__} {prompt[:20]!r}; encode the text with a tokenizer"
+        )
+    if isinstance(prompt, Tensor):
+        if prompt.dtype == torch.bool or prompt.is_floating_point() or prompt.is_complex():
+            raise TypeError(f"prompt must hold integer token ids (got a {prompt.dtype} tensor)")
+        return prompt.detach().to("cpu", torch.long)
+    if not isinstance(prompt, Sequence):
+        if hasattr(prompt, "tolist"):  # numpy arrays
+            return _as_id_tensor(torch.as_tensor(prompt))
+        raise TypeError(f"prompt must be a tensor or a list of token ids (got {type(prompt).__name__})")
+    nested = [isinstance(item, Sequence | Tensor) and not isinstance(item, str) for item in prompt]
+    if any(nested) and not all(nested):
+        raise ValueError("prompt must be a list of ids or a list of rows, not a mix of both")
+    rows = [list(row.tolist() if isinstance(row, Tensor) else row) for row in prompt] if any(nested) else None
+    for r, row in enumerate(rows if rows is not None else [list(prompt)]):
+        for p, value in enumerate(row):
+            if not _is_int(value):
+                where = f"row {r}, position {p}" if rows is not None else f"position {p}"
+                raise TypeError(f"prompt must hold integer token ids (got {type(value).__name__} {value!r} at {where})")
+    if rows is None:
+        return torch.tensor(list(prompt), dtype=torch.long).reshape(-1)
+    lengths = [len(row) for row in rows]
+    if len(set(lengths)) > 1:
+        r = next(i for i, n in enumerate(lengths) if n != lengths[0])
+        raise ValueError(
+            f"prompt rows must all have the same length (row 0 has {lengths[0]} ids, row {r} has {lengths[r]})"
+        )
+    return torch.tensor(rows, dtype=torch.long).reshape(len(rows), lengths[0] if rows else 0)
+
+
+def _check_ids(ids: Tensor, *, vocab_size: int, mask_id: int) -> None:
+    for bad, rule in (
+        (ids < 0, "negative id"),
+        (ids >= vocab_size, f"id outside the vocabulary [0, vocab_size={vocab_size})"),
+        (ids == mask_id, f"the MASK id ({mask_id}); a prompt is frozen text and cannot hold MASK"),
+    ):
+        if bool(bad.any()):
+            first = bad.nonzero()[0].tolist()
+            where = f"row {first[0]}, position {first[1]}" if ids.dim() == 2 else f"position {first[0]}"
+            raise ValueError(f"prompt holds {rule}: {int(ids[tuple(first)])} at {where}")
+
+
+def check_prompt_fits(prefix_length: int, length: int, *, bos: bool) -> None:
+    """At least one position must be left to generate after the frozen prefix."""
+    if prefix_length >= length:
+        raise ValueError(
+            f"prompt is too long: {prefix_length} frozen tokens{' (BOS included)' if bos else ''} "
+            f"leave nothing to generate in length {length}"
+        )
+
+
+def check_generate_arguments(
+    model: Any,
+    plan: Any,
+    *,
+    length: Any,
+    batch_size: Any,
+    prompt: Any,
+    seed: Any,
+    bos_id: Any,
+    eos_id: Any,
+    tracker: Any,
+    unmasking: Any,
+) -> tuple[Tensor | None, int | list[int] | None]:
+    """Every check of ``generate``'s arguments; returns the checked (prompt, seed)."""
+    from dind.sampling.plan import StagePlan
+
+    for attribute in ("logits", "vocab_size", "mask_id"):
+        if not hasattr(model, attribute):
+            raise TypeError(f"model must be a Denoiser (logits, vocab_size, mask_id) (got {type(model).__name__})")
+    if not isinstance(plan, StagePlan):
+        hint = "; parse plan text with StagePlan.parse(text)" if isinstance(plan, str) else ""
+        raise TypeError(f"plan must be a StagePlan (got {type(plan).__name__} {plan!r}){hint}")
+    check_positive_int("length", length)
+    check_positive_int("batch_size", batch_size)
+    for name, value in (("tracker", tracker), ("unmasking", unmasking)):
+        if isinstance(value, str):
+            registry = "CONFIDENCE_TRACKERS" if name == "tracker" else "UNMASKING_RULES"
+            raise TypeError(f"{name} must be an object, not the name {value!r}; build it with {registry}.build({value!r})")
+    check_token_id("eos_id", eos_id, model.vocab_size)
+    if check_token_id("bos_id", bos_id, model.vocab_size) == model.mask_id:
+        raise ValueError(f"bos_id must not be the MASK id (got bos_id {bos_id} == mask_id {model.mask_id})")
+    return check_prompt(prompt, vocab_size=model.vocab_size, mask_id=model.mask_id), check_seed(seed, batch_size)
