@@ -4,7 +4,10 @@ Loads the tiny byte-level Shakespeare model shipped in ``dind/assets/tiny-shakes
 ``--checkpoint DIR``), drafts a continuation of a frozen prompt with small blocks, shows which
 positions the snapshot confidence sends back to MASK, refines them with a large block, and
 prints the NFEs and timings of each stage. Writes the final text, the full trace (JSON) and the
-trace picture (PNG) to ``--out``.
+trace picture (PNG) to ``--out``: all three are checked before sampling starts (an existing one
+needs ``--overwrite``) and written atomically.
+
+torch is imported only inside the functions that need it, so ``dind demo --help`` is instant.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import time
 import unicodedata
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+from dind.outputs import atomic_write, atomic_write_text, check_output
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 PLACEHOLDER = "_"  # a remasked position in the printed drafts
 EOS_MARK = "¶"
@@ -37,6 +42,8 @@ def packaged_checkpoint() -> Path | None:
 def load_demo_model(checkpoint: Path | None, *, vocab_size: int, seed: int) -> tuple[Any, str]:
     """The model and a line describing it. Without any checkpoint, a random-init "tiny" model
     (announced on stderr: its text is noise, but every stage of the pipeline still runs)."""
+    import torch
+
     from dind.models import build, from_pretrained
 
     directory = checkpoint or packaged_checkpoint()
@@ -137,9 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='stage plan, e.g. "4 -> 256@0.5" or "4 -> 32@0.25 -> 256@0.5" (default: 4 -> 256@0.5)',
     )
     parser.add_argument(
-        "--length", type=int, default=256, help="sample length in bytes, prompt included (256)"
+        "--length", type=positive_int, default=256, help="sample length in bytes, prompt included (256)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="sampling seed (default: 0)")
     parser.add_argument("--device", default="cpu", help="device (default: cpu)")
     parser.add_argument(
         "--out",
@@ -147,29 +154,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("dind-demo-out"),
         help="output directory for sample.txt, trace.json, trace.png (default: ./dind-demo-out)",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace sample.txt, trace.json, trace.png in --out"
+    )
+
+
+OUTPUT_FILES = ("sample.txt", "trace.json", "trace.png")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type: an integer in [0, 2**64)."""
+    value = int(text)
+    if not 0 <= value < 2**64:
+        raise ValueError(text)
+    return value
+
+
+positive_int.__name__ = "positive integer"
+seed_int.__name__ = "seed (an integer in [0, 2**64))"
 
 
 def run(args: argparse.Namespace) -> int:
     from dind.data.tokenizers import TOKENIZERS
-    from dind.eval.plots import plot_stage_trace
+    from dind.eval.plots import stage_trace_figure, trace_arrays
     from dind.sampling import generate
+    from dind.sampling.command import resolve_device
     from dind.sampling.plan import StagePlan
 
     started = time.perf_counter()
+    paths = [check_output(args.out / name, overwrite=args.overwrite, option="--out") for name in OUTPUT_FILES]
     tokenizer = TOKENIZERS.build("bytes")
     plan = StagePlan.parse(args.plan)
     model, description = load_demo_model(
         args.checkpoint, vocab_size=tokenizer.model_vocab_size, seed=args.seed
     )
-    model = model.to(args.device)
+    device = resolve_device(args.device)
+    model = model.to(device)
     prompt = tokenizer.encode(args.prompt)
     print(f"dind demo: Diffusion in Diffusion with {description}")
     print(f"plan {args.plan!r}, length {args.length}, prompt {args.prompt!r} (frozen), seed {args.seed}\n")
-    result = generate(model, plan, length=args.length, prompt=prompt, seed=args.seed, device=args.device)
+    result = generate(model, plan, length=args.length, prompt=prompt, seed=args.seed, device=device)
     print(report(result, tokenizer, length=args.length))
     print("\n" + stage_table(result.trace, args.length))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sample.txt").write_text(tokenizer.decode(result.tokens[0].tolist()) + "\n", encoding="utf-8")
+    atomic_write_text(paths[0], tokenizer.decode(result.tokens[0].tolist()) + "\n")
     trace = {
         "plan": args.plan,
         "prompt": args.prompt,
@@ -177,8 +212,10 @@ def run(args: argparse.Namespace) -> int:
         **result.to_dict(),
         "stage_texts": [render(stage.tokens[0], tokenizer) for stage in result.trace],
     }
-    (args.out / "trace.json").write_text(json.dumps(trace) + "\n", encoding="utf-8")
-    picture = plot_stage_trace(result.trace, args.out / "trace.png")
+    atomic_write_text(paths[1], json.dumps(trace) + "\n")
+    with atomic_write(paths[2], "wb") as handle:
+        stage_trace_figure(*trace_arrays(result.trace)).savefig(handle, format="png", dpi=120, bbox_inches="tight")
+    picture = args.out / "trace.png"
     total_nfe = int(result.nfe[0])
     print(f"\ntotal NFE {total_nfe}; demo ran in {time.perf_counter() - started:.1f} s")
     print(f"wrote {args.out / 'sample.txt'}, {args.out / 'trace.json'} and {picture}")

@@ -146,8 +146,13 @@ def test_validate_rejects_bad_lengths(length, prompt):
 @given(plan(), st.sampled_from([64, 96, 1024, 4096]))
 def test_validate_accepts_exactly_the_dividing_block_sizes(plan, length):
     fits = all(size is None or length % size == 0 for size in plan.block_sizes())
-    if fits:
+    generated = length - length // 2
+    remasks = all(not stage.remask_ratio or stage.remask_ratio * generated >= 1 for stage in plan)
+    if fits and remasks:
         plan.validate(length, prompt_length=length // 2)
+    elif fits:
+        with pytest.raises(ValueError, match=r"^stage \d+: remask_ratio .* remasks no position"):
+            plan.validate(length, prompt_length=length // 2)
     else:
         with pytest.raises(ValueError, match=r"^stage \d+: block_size must"):
             plan.validate(length)

@@ -1,6 +1,7 @@
 """Pictures of multi-stage generation: a stage trace and Gen PPL sweep curves (PAPER Figure 2).
 
-matplotlib runs on the Agg backend (files only, no display), so plotting works headless.
+Figures are plain ``matplotlib.figure.Figure`` objects drawn without pyplot, so plotting works
+headless and importing this module leaves matplotlib's backend (and pyplot's state) alone.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 WRAP = 128  # positions per line of a stage strip: long sequences wrap instead of becoming 1 px wide
 
@@ -64,7 +62,8 @@ def stage_trace_figure(
     width = min(wrap, length)
     lines = math.ceil(length / width)
     size = (min(14.0, 2.0 + width / 10), 0.6 + stages * (0.35 * lines + 0.6))
-    figure, axes = plt.subplots(stages, 1, squeeze=False, figsize=size, layout="constrained")
+    figure = Figure(figsize=size, layout="constrained")
+    axes = figure.subplots(stages, 1, squeeze=False)
     colormap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
     image = None
     for k, axis in enumerate(axes[:, 0]):
@@ -107,8 +106,7 @@ def plot_stage_trace(
 def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(figure)
+    figure.savefig(path, dpi=120, bbox_inches="tight")  # a bare Figure renders with Agg for PNG
     return path
 
 
@@ -131,7 +129,8 @@ def sweep_figure(
     """Gen PPL vs stage-2 block size (one line per remask ratio) and vs remask ratio (one line
     per block size); ``records`` hold "block_size", "remask_ratio" and ``metric``. ``baseline``
     (the stage-1-only Gen PPL) is drawn as a dashed line on both panels."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure = Figure(figsize=(10, 3.8))
+    left, right = figure.subplots(1, 2)
     for ratio, points in _curves(records, "block_size", "remask_ratio", metric).items():
         left.plot(*zip(*points, strict=True), marker="o", label=f"ratio {ratio:g}")
     for block_size, points in _curves(records, "remask_ratio", "block_size", metric).items():

@@ -11,6 +11,53 @@ from typing import Any
 import attrs
 import torch
 
+from dind.errors import UserError
+from dind.outputs import atomic_write, check_output
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+positive_int.__name__ = "positive integer"  # argparse says "invalid positive integer value: '0'"
+
+
+def seed_int(text: str) -> int:
+    """argparse type: an integer in [0, 2**64)."""
+    value = int(text)
+    if not 0 <= value < 2**64:
+        raise ValueError(text)
+    return value
+
+
+seed_int.__name__ = "seed (an integer in [0, 2**64))"
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
+positive_float.__name__ = "positive number"
+
+
+def top_p_float(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError(text)
+    return value
+
+
+top_p_float.__name__ = "top-p (a number in (0, 1])"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -25,21 +72,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='stage plan, e.g. "4 -> 1024@0.5" (default), "4 -> L@0.5:posthoc", "4/8 -> L@0.25:random"',
     )
     parser.add_argument(
-        "--length", type=int, default=1024, help="tokens per sample, BOS included (default: 1024)"
+        "--length", type=positive_int, default=1024, help="tokens per sample, BOS included (default: 1024)"
     )
-    parser.add_argument("--batch-size", type=int, default=1, help="samples generated together (default: 1)")
-    parser.add_argument("--seed", type=int, default=0, help="row r uses a hash of (seed, r) (default: 0)")
+    parser.add_argument("--batch-size", type=positive_int, default=1, help="samples generated together (default: 1)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="row r uses a hash of (seed, r) (default: 0)")
     parser.add_argument(
         "--unmasking",
         default="first_hitting",
         help="unmasking rule for stages that set none (`dind list`: unmasking_rules)",
     )
     parser.add_argument("--tracker", default="snapshot", help="confidence tracker (default: snapshot)")
-    parser.add_argument("--steps", type=int, default=None, help="per-block step budget for every stage")
+    parser.add_argument("--steps", type=positive_int, default=None, help="per-block step budget for every stage")
     parser.add_argument(
-        "--top-p", type=float, default=None, help="nucleus top-p for every stage (BD3-LM: 0.9)"
+        "--top-p", type=top_p_float, default=None, help="nucleus top-p for every stage (BD3-LM: 0.9)"
     )
-    parser.add_argument("--temperature", type=float, default=None, help="temperature for every stage")
+    parser.add_argument("--temperature", type=positive_float, default=None, help="temperature for every stage")
     parser.add_argument("--prompt", default=None, help="prompt text (frozen prefix, after BOS)")
     parser.add_argument(
         "--tokenizer", default=None, help="tokenizer name (default: the one that fits the model's vocabulary)"
@@ -54,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="BD3-LM's degenerate-sample rejection (flatters Gen PPL; off by default)",
     )
     parser.add_argument("--out", type=Path, default=Path("samples.jsonl"), help="JSON Lines output")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--no-cache", dest="use_cache", action="store_false", help="uncached reference path")
     parser.add_argument("--device", default=None, help="device (default: cuda if available, else cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -63,7 +111,7 @@ def _import(module: str, what: str) -> Any:
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
-        raise SystemExit(f"dind sample needs {module} for {what}, which is not available ({error})") from None
+        raise UserError(f"dind sample needs {module} for {what}, which is not available ({error})") from None
 
 
 def load_model(spec: str, device: torch.device) -> Any:
@@ -107,7 +155,8 @@ def build_plan(args: argparse.Namespace, model: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from dind.sampling import CONFIDENCE_TRACKERS, UNMASKING_RULES, generate
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out = check_output(args.out, overwrite=args.overwrite)  # before any sampling
+    device = resolve_device(args.device)
     model = load_model(args.model, device)
     _, tokenizer = resolve_tokenizer(args.tokenizer, model)
     result = generate(
@@ -119,13 +168,25 @@ def run(args: argparse.Namespace) -> int:
         device=device, progress=args.progress,
     )  # fmt: skip
     records = sample_records(result, tokenizer.decode)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="utf-8") as handle:
+    with atomic_write(out, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record) + "\n")
     print(format_trace(result))
     print(f"{len(records)} samples written to {args.out}")
     return 0
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """--device: a torch device string that this machine has."""
+    try:
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as error:
+        raise UserError(f"--device {name!r} is not a device name (e.g. cpu, cuda, cuda:1, mps): {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name!r}: CUDA is not available on this machine (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def sample_records(result: Any, decode: Any) -> list[dict[str, Any]]:

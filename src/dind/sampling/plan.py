@@ -14,6 +14,7 @@ The remasker defaults to snapshot; a name is looked up in the ``remaskers`` mapp
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 
@@ -128,6 +129,14 @@ class StagePlan:
                 raise ValueError(
                     f"stage {index}: block_size must divide length (got {size}, length {length})"
                 )
+        generated = length - prompt_length  # every generated position is eligible after stage 1
+        for index, stage in enumerate(self.stages, start=1):
+            if stage.remask_ratio and math.floor(stage.remask_ratio * generated) == 0:
+                raise ValueError(
+                    f"stage {index}: remask_ratio {format_number(stage.remask_ratio)} remasks no position "
+                    f"(floor(ratio * {generated} generated positions) = 0 at length {length}); use a ratio "
+                    f">= 1/{generated}, or 0 for no remasking"
+                )
 
     def block_sizes(self) -> tuple[int | None, ...]:
         return tuple(stage.block_size for stage in self.stages)
@@ -158,8 +167,12 @@ def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> S
             kwargs["remasker"] = remaskers[name] if name in remaskers else REMASKERS.build(name)
         if match["steps"] is not None:
             kwargs["steps"] = int(match["steps"])
+        seen: set[str] = set()
         for option in filter(None, (match["options"] or "").split(",")):
             key, _, value = option.partition("=")
+            if key in seen:
+                raise ValueError(f"option {key!r} is given more than once (got {{{match['options']}}})")
+            seen.add(key)
             if key == "unmasking":
                 from dind.sampling.unmasking import UNMASKING_RULES
 
