@@ -114,6 +114,8 @@ def describe(error: BaseException) -> tuple[str, int]:
         return _os_message(error), EXIT_ERROR
     if isinstance(error, (ValueError, TypeError)) and not isinstance(error, DataFormatError):
         return text or type(error).__name__, EXIT_USAGE
+    if type(error).__module__.split(".")[0] == "yaml":  # yaml.YAMLError: a config file's syntax
+        return f"invalid YAML: {text}", EXIT_USAGE
     if type(error).__name__ == "OutOfMemoryError":
         first = str(error).splitlines()[0] if str(error) else ""
         return f"out of memory ({first}); try a smaller --batch-size or --length", EXIT_ERROR

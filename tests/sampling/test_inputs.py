@@ -168,3 +168,8 @@ def test_nan_in_a_dit_through_the_cache_path():
         generate(Poisoned(model, float("nan")), plan, length=16, seed=0)
     tracker = CONFIDENCE_TRACKERS.build("snapshot")
     assert generate(model, plan, length=16, seed=0, tracker=tracker).tokens.shape == (1, 16)
+
+
+def test_a_prompt_nested_three_deep_is_a_shape_error():
+    with pytest.raises(ValueError, match=r"prompt must be \(prompt_length,\) or \(batch, prompt_length\)"):
+        run(prompt=[[[1]], [[2]]])

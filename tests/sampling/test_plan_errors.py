@@ -28,6 +28,7 @@ def test_parse_raises_only_value_error_naming_a_stage(text):
 @pytest.mark.parametrize(
     "text",
     [
+        "4 -> 32@0.5{unmasking=a,unmasking=b}",  # the example: reported before the names
         "4 -> 32@0.5{top_p=0.9,top_p=0.8}",
         "4 -> 32@0.5{temperature=1,temperature=1}",
         "4 -> 32@0.5{unmasking=first_hitting,unmasking=ancestral}",

@@ -121,6 +121,11 @@ def load_model(spec: str, device: torch.device) -> Any:
     if not Path(spec).expanduser().is_dir() and spec in models.PRESETS:
         generator = torch.Generator().manual_seed(0)
         return models.build(spec, generator=generator, init="random", dropout=0.0).to(device).eval()
+    path = Path(spec).expanduser()
+    if not path.exists() and "/" not in spec and "\\" not in spec:  # a mistyped preset, not a path
+        raise UserError(
+            f"--model {spec!r} is neither a checkpoint directory nor a preset (presets: {', '.join(sorted(models.PRESETS))})"
+        )
     return models.load_model(spec).to(device).eval()
 
 
@@ -180,8 +185,8 @@ def resolve_device(name: str | None) -> torch.device:
     """--device: a torch device string that this machine has."""
     try:
         device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError as error:
-        raise UserError(f"--device {name!r} is not a device name (e.g. cpu, cuda, cuda:1, mps): {error}") from None
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device name (e.g. cpu, cuda, cuda:1, mps)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name!r}: CUDA is not available on this machine (use --device cpu)")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

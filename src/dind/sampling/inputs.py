@@ -104,6 +104,8 @@ def _as_id_tensor(prompt: Any) -> Tensor:
     rows = [list(row.tolist() if isinstance(row, Tensor) else row) for row in prompt] if any(nested) else None
     for r, row in enumerate(rows if rows is not None else [list(prompt)]):
         for p, value in enumerate(row):
+            if isinstance(value, Sequence | Tensor) and not isinstance(value, str):
+                raise ValueError("prompt must be (prompt_length,) or (batch, prompt_length) (got a list nested deeper)")
             if not _is_int(value):
                 where = f"row {r}, position {p}" if rows is not None else f"position {p}"
                 raise TypeError(f"prompt must hold integer token ids (got {type(value).__name__} {value!r} at {where})")

@@ -167,12 +167,13 @@ def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> S
             kwargs["remasker"] = remaskers[name] if name in remaskers else REMASKERS.build(name)
         if match["steps"] is not None:
             kwargs["steps"] = int(match["steps"])
-        seen: set[str] = set()
-        for option in filter(None, (match["options"] or "").split(",")):
-            key, _, value = option.partition("=")
-            if key in seen:
+        options = list(filter(None, (match["options"] or "").split(",")))
+        keys = [option.partition("=")[0] for option in options]
+        for key in keys:
+            if keys.count(key) > 1:
                 raise ValueError(f"option {key!r} is given more than once (got {{{match['options']}}})")
-            seen.add(key)
+        for option in options:
+            key, _, value = option.partition("=")
             if key == "unmasking":
                 from dind.sampling.unmasking import UNMASKING_RULES
 
