@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 
+from dind.errors import UserError
 from dind.eval.genppl import Judge
 
 
-class JudgeLoadError(RuntimeError):
+class JudgeLoadError(UserError, RuntimeError):
     """The judge could not be loaded (missing directory, no network for a hub id, bad files)."""
 
 
