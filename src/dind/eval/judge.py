@@ -35,6 +35,9 @@ def load_judge(
     """A ``Judge`` from a local directory (or, failing that, a hub id), in fp32 on ``device``.
 
     ``device`` defaults to CUDA when available. ``window`` / ``stride``: see ``Judge``.
+    A directory whose config says ``"dind_tokenizer": "bytes"`` (the shipped
+    ``dind.assets/judge-shakespeare``) is a byte-level judge: no tokenizer files, ids = bytes
+    (``dind.eval.byte_judge``), window = the context it was trained on (``dind_window``).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy import, only when judging
 
@@ -49,8 +52,14 @@ def load_judge(
     else:
         source, local_only = name, False
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
         model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local_only)
+        if getattr(model.config, "dind_tokenizer", None) == "bytes":  # dind's own byte-level judge
+            from dind.eval.byte_judge import ByteJudgeTokenizer
+
+            tokenizer = ByteJudgeTokenizer()
+            window = window if window is not None else getattr(model.config, "dind_window", None)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
     except (OSError, ValueError) as error:
         where = "local directory" if local_only else "hub id (no local directory of that name)"
         raise JudgeLoadError(

@@ -61,9 +61,17 @@ def read_samples(
         for number, line in enumerate(file, start=1):
             if not line.strip():
                 continue
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"samples line {number} of {path} is not valid JSON ({error.msg} at column {error.colno})"
+                ) from None
+            if not isinstance(record, dict):
+                got = line.strip()[:40]
+                raise ValueError(f"samples line {number} of {path} must be a JSON object (got {got!r})")
             if "tokens" in record:
-                tokens.append([int(t) for t in record["tokens"]])
+                tokens.append(_token_ids(record["tokens"], number, path))
             if "tokens" in record and decode is not None:
                 texts.append(decode(tokens[-1]))
             elif "text" in record:
@@ -76,6 +84,33 @@ def read_samples(
     return texts, tokens if len(tokens) == len(texts) else None
 
 
+def _token_ids(value: Any, number: int, path: str | Path) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+        raise ValueError(f"samples line {number} of {path}: 'tokens' must be a list of integer ids")
+    return value
+
+
+def check_token_ids(tokens: Sequence[Sequence[int]], tokenizer: Any, name: str) -> None:
+    """Refuse ids the tokenizer does not have (negative, MASK, another vocabulary): never dropped.
+
+    A gpt2 tokenizer given samples whose ids all fit in a byte tokenizer is refused as well
+    (GPT-2 text of a few dozen tokens always uses ids above 256)."""
+    for number, row in enumerate(tokens, start=1):
+        bad = [t for t in row if not 0 <= t < tokenizer.vocab_size]
+        if bad:
+            what = " (the MASK id: a partly masked sample)" if bad[0] == tokenizer.mask_id else ""
+            raise ValueError(
+                f"sample {number}: token id {bad[0]} is outside the {name!r} tokenizer's ids "
+                f"0..{tokenizer.vocab_size - 1}{what}; pass the generating model's --tokenizer"
+            )
+    total = sum(len(row) for row in tokens)
+    if tokenizer.vocab_size > 257 and total >= 64 and max((max(r) for r in tokens if r), default=0) <= 256:
+        raise ValueError(
+            f"samples' token ids all fit in 0..256, which looks like the 'bytes' tokenizer, not {name!r} "
+            "(pass --tokenizer bytes)"
+        )
+
+
 def evaluate(
     judge: Judge,
     texts: Sequence[str],
@@ -83,13 +118,22 @@ def evaluate(
     tokens: Sequence[Sequence[int]] | None = None,
     max_length: int | None = None,
     progress: bool = False,
+    byte_tokens: bool = False,
 ) -> dict[str, Any]:
     """Gen PPL, corpus PPL, unigram entropy and repeated-n-gram rates of ``texts``.
 
     Entropy and repetition are computed over the model's ``tokens`` when given (BD3-LM's
-    convention), else over the judge's token ids.
+    convention), else over the judge's token ids. ``byte_tokens``: ``tokens`` are ``bytes``
+    tokenizer ids and the judge is byte-level: they are scored id for id (no text round trip)
+    and the entropy excludes the leading BOS.
     """
-    ids = judge.tokenize(texts, max_length=max_length)
+    from dind.eval.byte_judge import byte_judge_ids, is_byte_judge
+
+    if byte_tokens and tokens is not None and is_byte_judge(judge):
+        ids, entropy_ids = byte_judge_ids(tokens, max_length=max_length)
+        tokens = entropy_ids
+    else:
+        ids = judge.tokenize(texts, max_length=max_length)
     report = judge.score_ids(ids, entropy_ids=tokens, progress=progress)
     stats = text_stats(tokens if tokens is not None else ids)
     stats.pop("unigram_entropy")  # already in the report, computed on the same ids

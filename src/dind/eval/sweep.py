@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import functools
 import itertools
-import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +25,8 @@ from tqdm.auto import tqdm
 from dind.eval.genppl import Judge
 from dind.eval.plots import plot_stage_trace, plot_sweep
 from dind.eval.report import decode_for_judge, evaluate, write_samples
+from dind.eval.resumable import append_jsonl, read_jsonl_resumable
+from dind.outputs import atomic_write
 
 
 @attrs.frozen
@@ -80,13 +80,13 @@ def _generate_all(
     started = time.perf_counter()
     for begin in range(0, settings.num_samples, batch_size):
         size = min(batch_size, settings.num_samples - begin)
-        # sample i always uses seed + i, whatever the batch size: every plan sees the same seeds
+        # sample i always uses row_seed(seed, i), whatever the batch size: every plan sees the same seeds
         result = generate(
             model,
             plan,
             length=settings.length,
             batch_size=size,
-            seed=settings.seed + begin,
+            seed=sample_seeds(settings.seed, begin, size),
             bos_id=settings.bos_id,
         )
         finals.append(result.tokens.cpu())
@@ -102,6 +102,14 @@ def _generate_all(
         "wall_time_s": time.perf_counter() - started,
     }
     return torch.cat(finals), torch.cat(drafts), traces[0], costs
+
+
+def sample_seeds(seed: int, start: int, count: int) -> list[int]:
+    """Seeds of samples start .. start+count-1 of a run seeded ``seed``: sample i gets
+    ``row_seed(seed, i)``, the seed row i of one big batch would get, so batching changes nothing."""
+    from dind.sampling.multistage import row_seed
+
+    return [row_seed(seed, index) for index in range(start, start + count)]
 
 
 def run_point(
@@ -152,9 +160,7 @@ def slug(point: SweepPoint, settings: SweepSettings) -> str:
 
 def read_results(path: Path, settings: SweepSettings) -> list[dict[str, Any]]:
     """Records already in ``results.jsonl``; they must share ``settings`` (else mixing would lie)."""
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = read_jsonl_resumable(path)
     for record in records:
         if record["settings"] != attrs.asdict(settings):
             raise ValueError(
@@ -177,7 +183,7 @@ def write_summaries(records: Sequence[dict[str, Any]], out_dir: Path) -> None:
         "nfe",
         "wall_time_s",
     ]
-    with (out_dir / "results.csv").open("w", newline="", encoding="utf-8") as file:
+    with atomic_write(out_dir / "results.csv", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
@@ -199,7 +205,9 @@ def run_sweep(
     progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every point not yet in ``out_dir/results.jsonl``; returns all records (old and new).
-    ``batch_size`` only groups the work: sample i uses seed + i whatever the batch."""
+    ``batch_size`` only groups the work: sample i uses ``row_seed(seed, i)`` whatever the batch."""
+    if settings.num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1 (got {settings.num_samples})")
     from dind.sampling.plan import StagePlan
 
     out_dir = Path(out_dir)
@@ -214,10 +222,7 @@ def run_sweep(
     todo = [point for point in points if point.plan_text(settings.draft_block_size) not in done]
     for point in tqdm(todo, desc="sweep", unit="plan", disable=not progress):
         record = run_point(model, judge, tokenizer, point, settings, out_dir=out_dir, batch_size=batch_size)
-        with results.open("a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
+        append_jsonl(results, record)
         records.append(record)
         write_summaries(records, out_dir)
     return records

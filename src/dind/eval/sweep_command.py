@@ -76,7 +76,12 @@ def default_block_sizes(length: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dind.errors import ConfigError
     from dind.eval.judge import load_judge
+
+    for option, value in (("--num-samples", args.num_samples), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{option} must be >= 1 (got {value})")
     from dind.sampling.command import load_model, resolve_tokenizer
 
     model = load_model(

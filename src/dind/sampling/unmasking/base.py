@@ -26,6 +26,10 @@ class UnmaskingRule(Protocol):
 
     ``may_skip_steps``: False for rules that reveal at least one position per step.
 
+    ``uses_steps`` (optional, default True): False for rules whose reveals ignore the step
+    budget (first-hitting, confidence threshold); a stage that sets ``steps`` ("/N" in plan text)
+    with such a rule is an error (``check_stage_steps``), never silently ignored.
+
     Invariant (tests/sampling/test_unmasking.py checks it for every registered rule): the
     returned (batch, width) bool tensor is a subset of ``masked``; in every row that has a masked
     position it holds at least one True at every step (rules with ``may_skip_steps``: at every
@@ -52,6 +56,18 @@ class UnmaskingRule(Protocol):
 UNMASKING_RULES: Registry[UnmaskingRule] = Registry(
     "unmasking_rules", entry_point_group="dind.unmasking_rules"
 )
+
+
+def check_stage_steps(stages: object, default_rule: object) -> None:
+    """Raise ValueError for a stage with a step budget whose (own or default) rule ignores it."""
+    for index, stage in enumerate(stages, start=1):
+        rule = stage.unmasking if stage.unmasking is not None else default_rule
+        if stage.steps is not None and not getattr(rule, "uses_steps", True):
+            raise ValueError(
+                f"stage {index}: steps=/{stage.steps} is ignored by the unmasking rule {type(rule).__name__} "
+                "(it takes one step per revealed token, or as many as its threshold needs); drop '/N' "
+                "or pick a rule that uses steps, e.g. {unmasking=confidence_topk} or ancestral"
+            )
 
 
 def steps_left(step: int, steps: int) -> int:

@@ -22,6 +22,7 @@ class ConfidenceThreshold:
 
     uses_confidence: ClassVar[bool] = True
     may_skip_steps: ClassVar[bool] = False
+    uses_steps: ClassVar[bool] = False  # a "/N" step budget would be ignored: an error
     threshold: float = attrs.field(default=0.9, converter=float, validator=closed_unit_interval)
 
     def default_steps(self, width: int) -> int:

@@ -19,6 +19,7 @@ from dind.sampling.unmasking.base import UNMASKING_RULES, most_confident
 class FirstHitting:
     uses_confidence: ClassVar[bool] = False
     may_skip_steps: ClassVar[bool] = False
+    uses_steps: ClassVar[bool] = False  # a "/N" step budget would be ignored: an error
 
     def default_steps(self, width: int) -> int:
         return width
