@@ -33,6 +33,7 @@ from dind.sampling.postprocess import low_entropy_rows, truncate_after_eos
 from dind.sampling.proposal import ProposalOptions
 from dind.sampling.trace import GenerationResult, StageTrace
 from dind.sampling.unmasking import FirstHitting, UnmaskingRule
+from dind.sampling.unmasking.base import check_stage_steps
 
 Prompt = Tensor | Sequence[int] | Sequence[Sequence[int]] | None
 _Run = tuple[Tensor, Tensor, tuple[StageTrace, ...]]  # tokens, scores, per-stage trace
@@ -80,6 +81,7 @@ def generate(
     prefix = _prefix(prompt, bos_id, batch_size, device)
     check_prompt_fits(prefix.shape[1], length, bos=bos_id is not None)
     plan.validate(length, prompt_length=prefix.shape[1])
+    check_stage_steps(plan, unmasking or FirstHitting())  # "/N" with a rule that ignores steps
     seeds = _row_seeds(seed, batch_size)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     tracker = tracker if tracker is not None else CONFIDENCE_TRACKERS.build("snapshot")
