@@ -1,6 +1,18 @@
-"""Remaskers: which positions of a finished draft return to MASK before the next stage."""
+"""Remaskers: which positions of a finished draft return to MASK before the next stage.
 
-from dind.remaskers.base import REMASKERS, Remasker, lowest_k, remask_counts
+A remasker ranks (``keys``); ``remask`` applies the exact floor(ratio * n_eligible) rule once
+for the whole batch. This package never imports ``dind.sampling`` (which imports it).
+"""
+
+from dind.remaskers.base import (
+    REMASKERS,
+    Remasker,
+    RemaskContext,
+    choose_remasked,
+    lowest_k,
+    remask,
+    remask_counts,
+)
 from dind.remaskers.posthoc import PostHocRemasker
 from dind.remaskers.posthoc_masked import MaskedPostHocRemasker
 from dind.remaskers.random import RandomRemasker
@@ -11,8 +23,11 @@ __all__ = [
     "MaskedPostHocRemasker",
     "PostHocRemasker",
     "RandomRemasker",
+    "RemaskContext",
     "Remasker",
     "SnapshotRemasker",
+    "choose_remasked",
     "lowest_k",
+    "remask",
     "remask_counts",
 ]

@@ -1,35 +1,78 @@
-"""The Remasker protocol and the shared lowest-k selection."""
+"""The Remasker protocol, its context, and the one batched exact-count selection.
+
+A remasker only ranks positions: ``keys(tokens, scores, eligible, context=)`` returns a
+(batch, length) float key per position, lower = sent back to MASK first. The sampler then calls
+``choose_remasked`` once for the whole batch: per row, the floor(ratio * n_eligible) eligible
+positions with the lowest keys, ties broken by uniform keys drawn from that row's own generator
+(so a row of a batch equals the same row sampled alone). No remasker restates the count rule.
+
+This package imports nothing from ``dind.sampling`` (which imports it): a remasker that needs the
+model gets it through ``RemaskContext``.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import attrs
 import torch
 from torch import Tensor
 
+from dind.errors import NonFiniteError
 from dind.registry import Registry
+
+if TYPE_CHECKING:
+    from dind.models.protocol import Denoiser
+
+
+@attrs.frozen(eq=False)
+class RemaskContext:
+    """What the sampler knows before a stage's remasking, for remaskers that need more than scores.
+
+    model: the denoiser being sampled (``None`` only where no remasker needs it, e.g. unit tests).
+    frozen: (batch, length) bool, prompt/BOS positions. generators: one ``torch.Generator`` per
+    row; draw randomness only through ``uniform`` (row r from ``generators[r]``).
+    block_size: the stage's block size (None = global).
+    """
+
+    model: Denoiser | None
+    frozen: Tensor
+    generators: Sequence[torch.Generator] = attrs.field(converter=tuple)
+    block_size: int | None = None
+
+    @property
+    def batch(self) -> int:
+        return self.frozen.shape[0]
+
+    def uniform(self, length: int | None = None, *, dtype: torch.dtype = torch.float64) -> Tensor:
+        """(batch, length) uniforms in [0, 1) on the frozen mask's device; row r from ``generators[r]``."""
+        return _row_uniforms(self.generators, length or self.frozen.shape[1], self.frozen.device, dtype)
+
+    def draft_probs(self, tokens: Tensor, *, block_size: int | None = None) -> Tensor:
+        """(batch, length, vocab) fp32: the model's distribution at every position given the whole
+        draft, from one forward ``model.logits(tokens, block_size=block_size)`` (None =
+        bidirectional), MASK excluded from the softmax."""
+        if self.model is None:
+            raise ValueError("this remasker needs the model: build RemaskContext(model=...) (got None)")
+        with torch.no_grad():
+            logits = self.model.logits(tokens, block_size=block_size).float().clone()
+        logits[..., self.model.mask_id] = float("-inf")
+        return torch.softmax(logits, dim=-1)
 
 
 @runtime_checkable
 class Remasker(Protocol):
-    """Chooses which positions of a finished draft go back to MASK before the next stage.
+    """Ranks the positions of a finished draft for remasking before the next stage.
 
-    ``select(tokens, scores, eligible, ratio, generator=)``: tokens (batch, length) long; scores
-    (batch, length) float, the tracker's (higher = more confident); eligible (batch, length) bool
-    (not frozen, not already masked) -> (batch, length) bool with exactly
-    floor(ratio * eligible[row].sum()) True entries per row, all eligible. Deterministic given the
-    generator."""
+    ``keys(tokens, scores, eligible, *, context)``: tokens (batch, length) long; scores (batch,
+    length) float, the tracker's (higher = more confident); eligible (batch, length) bool (not
+    frozen, not already masked); context a ``RemaskContext`` -> (batch, length) float keys, lower =
+    remasked first. Keys of ineligible positions are ignored. Ties are broken by the sampler at
+    random. Deterministic given the context's generators; inputs are not modified."""
 
-    def select(
-        self,
-        tokens: Tensor,
-        scores: Tensor,
-        eligible: Tensor,
-        ratio: float,
-        *,
-        generator: torch.Generator | None = None,
-    ) -> Tensor: ...
+    def keys(self, tokens: Tensor, scores: Tensor, eligible: Tensor, *, context: RemaskContext) -> Tensor: ...
 
 
 REMASKERS: Registry[Remasker] = Registry("remaskers", entry_point_group="dind.remaskers")
@@ -45,20 +88,72 @@ def remask_counts(eligible: Tensor, ratio: float) -> Tensor:
     return torch.minimum(counts, n)
 
 
+def remask(
+    remasker: Remasker,
+    tokens: Tensor,
+    scores: Tensor,
+    eligible: Tensor,
+    ratio: float,
+    context: RemaskContext,
+) -> Tensor:
+    """(batch, length) bool: exactly floor(ratio * n_eligible) eligible positions per row, those
+    with the lowest ``remasker.keys``; what the multi-stage sampler calls once per stage."""
+    counts = remask_counts(eligible, ratio)
+    keys = remasker.keys(tokens, scores, eligible, context=context)
+    if keys.shape != tokens.shape:
+        raise ValueError(
+            f"{type(remasker).__name__}.keys must return (batch, length) = {tuple(tokens.shape)} keys "
+            f"(got {tuple(keys.shape)})"
+        )
+    if torch.isnan(keys).any():  # one check per stage; a NaN key has no place in the order
+        raise NonFiniteError(f"{type(remasker).__name__}.keys returned NaN keys")
+    return choose_remasked(keys, eligible, counts, context.generators)
+
+
+def choose_remasked(
+    keys: Tensor, eligible: Tensor, counts: Tensor, generators: Sequence[torch.Generator]
+) -> Tensor:
+    """(batch, length) bool: per row the ``counts[row]`` eligible positions with the lowest keys
+    (not NaN). Ties are broken by uniforms drawn from ``generators[row]``."""
+    if keys.shape != eligible.shape:
+        raise ValueError(
+            f"keys and eligible must have one shape (got {tuple(keys.shape)}, {tuple(eligible.shape)})"
+        )
+    batch, length = keys.shape
+    if len(generators) != batch:
+        raise ValueError(f"need one generator per row (got {len(generators)} generators, batch {batch})")
+    return _choose(keys, eligible, counts, _row_uniforms(generators, length, keys.device, torch.float32))
+
+
 def lowest_k(
     scores: Tensor, eligible: Tensor, counts: Tensor, generator: torch.Generator | None = None
 ) -> Tensor:
-    """(batch, length) bool: per row the ``counts[row]`` eligible positions with the lowest scores.
-    Ties are broken uniformly at random (a random permutation, then a stable sort)."""
+    """(batch, length) bool: per row the ``counts[row]`` eligible positions with the lowest scores,
+    ties at random, all rows from one ``generator`` (``choose_remasked`` takes one per row)."""
     if scores.shape != eligible.shape:
         raise ValueError(
             f"scores and eligible must have one shape (got {tuple(scores.shape)}, {tuple(eligible.shape)})"
         )
-    batch, length = scores.shape
-    # the keys are drawn where the generator lives (a CUDA generator cannot fill a CPU tensor)
     device = generator.device if generator is not None else scores.device
-    keys = torch.rand(batch, length, generator=generator, device=device).argsort(dim=1).to(scores.device)
-    shuffled = scores.double().gather(1, keys).masked_fill(~eligible.gather(1, keys), float("inf"))
-    order = keys.gather(1, shuffled.argsort(dim=1, stable=True))
-    chosen_sorted = torch.arange(length, device=scores.device)[None, :] < counts[:, None]
+    uniforms = torch.rand(scores.shape, generator=generator, device=device)
+    return _choose(scores, eligible, counts, uniforms.to(scores.device))
+
+
+def _choose(keys: Tensor, eligible: Tensor, counts: Tensor, uniforms: Tensor) -> Tensor:
+    """A random permutation (the uniforms' order), then stable sorts by key and by eligibility:
+    equal keys come in random order, and eligible positions precede ineligible ones."""
+    length = keys.shape[1]
+    order = uniforms.argsort(dim=1)
+    order = order.gather(1, keys.double().gather(1, order).argsort(dim=1, stable=True))
+    ineligible = (~eligible).gather(1, order).to(torch.uint8)
+    order = order.gather(1, ineligible.argsort(dim=1, stable=True))
+    chosen_sorted = torch.arange(length, device=keys.device)[None, :] < counts[:, None]
     return torch.zeros_like(eligible).scatter(1, order, chosen_sorted) & eligible
+
+
+def _row_uniforms(
+    generators: Sequence[torch.Generator], length: int, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    # drawn where each generator lives (a CUDA generator cannot fill a CPU tensor)
+    rows = [torch.rand(1, length, generator=g, device=g.device, dtype=dtype) for g in generators]
+    return torch.cat(rows).to(device) if rows else torch.empty(0, length, device=device, dtype=dtype)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import attrs
-import torch
 from torch import Tensor
 
-from dind.remaskers.base import REMASKERS, lowest_k, remask_counts
+from dind.remaskers.base import REMASKERS, RemaskContext
+from dind.validation import optional_positive_int
 
 Scorer = Callable[[Tensor], Tensor]
 
@@ -17,24 +17,16 @@ Scorer = Callable[[Tensor], Tensor]
 @REMASKERS.register("posthoc")
 @attrs.frozen
 class PostHocRemasker:
-    """``scorer(tokens) -> scores``, both (batch, length); e.g. ``dind.sampling.scorers.model_scorer``.
-    The tracked scores are ignored."""
+    """Keys = the model's probability of each token given the whole finished draft (itself
+    included), from one forward of ``context.model`` with ``block_size`` (None = bidirectional).
+    The tracked scores are ignored. ``scorer(tokens) -> scores``, both (batch, length), replaces
+    the context's model when given (e.g. ``dind.sampling.model_scorer(other_model)``)."""
 
-    scorer: Scorer
+    scorer: Scorer | None = None
+    block_size: int | None = attrs.field(default=None, validator=optional_positive_int)
 
-    def select(
-        self,
-        tokens: Tensor,
-        scores: Tensor,
-        eligible: Tensor,
-        ratio: float,
-        *,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        fresh = self.scorer(tokens)
-        if fresh.shape != tokens.shape:
-            raise ValueError(
-                f"scorer must return (batch, length) = {tuple(tokens.shape)} scores "
-                f"(got {tuple(fresh.shape)})"
-            )
-        return lowest_k(fresh, eligible, remask_counts(eligible, ratio), generator)
+    def keys(self, tokens: Tensor, scores: Tensor, eligible: Tensor, *, context: RemaskContext) -> Tensor:
+        if self.scorer is not None:
+            return self.scorer(tokens)
+        probs = context.draft_probs(tokens, block_size=self.block_size)
+        return probs.gather(-1, tokens[..., None].clamp(max=probs.shape[-1] - 1)).squeeze(-1)

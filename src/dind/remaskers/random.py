@@ -6,20 +6,13 @@ import attrs
 import torch
 from torch import Tensor
 
-from dind.remaskers.base import REMASKERS, lowest_k, remask_counts
+from dind.remaskers.base import REMASKERS, RemaskContext
 
 
 @REMASKERS.register("random")
 @attrs.frozen
 class RandomRemasker:
-    def select(
-        self,
-        tokens: Tensor,
-        scores: Tensor,
-        eligible: Tensor,
-        ratio: float,
-        *,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        ties = torch.zeros(scores.shape, dtype=scores.dtype, device=scores.device)
-        return lowest_k(ties, eligible, remask_counts(eligible, ratio), generator)
+    """Keys all equal: the sampler's random tie-break makes the subset uniform."""
+
+    def keys(self, tokens: Tensor, scores: Tensor, eligible: Tensor, *, context: RemaskContext) -> Tensor:
+        return torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)

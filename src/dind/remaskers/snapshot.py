@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import attrs
-import torch
 from torch import Tensor
 
-from dind.remaskers.base import REMASKERS, lowest_k, remask_counts
+from dind.remaskers.base import REMASKERS, RemaskContext
 
 
 @REMASKERS.register("snapshot")
 @attrs.frozen
 class SnapshotRemasker:
-    def select(
-        self,
-        tokens: Tensor,
-        scores: Tensor,
-        eligible: Tensor,
-        ratio: float,
-        *,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        return lowest_k(scores, eligible, remask_counts(eligible, ratio), generator)
+    """Keys = the tracked scores (the confidence each token had when it was revealed)."""
+
+    def keys(self, tokens: Tensor, scores: Tensor, eligible: Tensor, *, context: RemaskContext) -> Tensor:
+        return scores
