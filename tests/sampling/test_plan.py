@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dind.remaskers import REMASKERS, PostHocRemasker, RandomRemasker, SnapshotRemasker
+from dind.sampling.confidence import CONFIDENCE_TRACKERS, MarginConfidence
 from dind.sampling.plan import Stage, StagePlan
 from dind.sampling.unmasking import UNMASKING_RULES
 
@@ -14,13 +15,11 @@ def toy_scorer(tokens):
 
 
 POSTHOC = PostHocRemasker(toy_scorer)
-# remaskers buildable without arguments come from the registry; the others through the mapping
-REMASKER_FACTORIES = {"posthoc": lambda: POSTHOC}
-EXTRA = {"posthoc": POSTHOC}
+EXTRA = {"posthoc": POSTHOC}  # a mapping still overrides the registry
 
 
 def _remasker(name: str):
-    return REMASKER_FACTORIES.get(name, lambda: REMASKERS.build(name))()
+    return REMASKERS.build(name)  # every remasker builds without arguments (the model comes at run time)
 
 
 # short decimals as a user writes them, and arbitrary floats (1/3) that must survive str -> parse too
@@ -42,6 +41,9 @@ def stage(draw, first: bool):
         unmasking=draw(
             st.one_of(st.none(), st.sampled_from(UNMASKING_RULES.names()).map(UNMASKING_RULES.build))
         ),
+        tracker=draw(
+            st.one_of(st.none(), st.sampled_from(CONFIDENCE_TRACKERS.names()).map(CONFIDENCE_TRACKERS.build))
+        ),
     )
 
 
@@ -54,8 +56,8 @@ def plan(draw):
 @given(plan())
 def test_generated_plans_round_trip(plan):
     text = str(plan)
-    assert StagePlan.parse(text, remaskers=EXTRA) == plan
-    assert str(StagePlan.parse(text, remaskers=EXTRA)) == text
+    assert StagePlan.parse(text) == plan
+    assert str(StagePlan.parse(text)) == text
 
 
 @pytest.mark.parametrize(
@@ -85,11 +87,29 @@ def test_single_and_container_protocol():
     assert len(plan) == 1 and list(plan) == [Stage(None)] and str(plan) == "L"
 
 
-def test_remasker_needing_arguments_comes_from_the_mapping():
+def test_posthoc_parses_by_name_and_a_mapping_overrides_the_registry():
+    assert StagePlan.parse("4 -> 16@0.5:posthoc").stages[1].remasker == PostHocRemasker()
     plan = StagePlan.parse("4 -> 16@0.5:posthoc", remaskers=EXTRA)
     assert plan.stages[1].remasker is POSTHOC
-    with pytest.raises(ValueError, match=r"stage 2 \('16@0.5:posthoc'\):"):
-        StagePlan.parse("4 -> 16@0.5:posthoc")  # the registry cannot build it without a scorer
+    with pytest.raises(ValueError, match=r"remasker .* is not a registered remasker with default arguments"):
+        str(plan)  # its scorer has no text form: never print a plan that parses to something else
+
+
+@pytest.mark.parametrize("name", CONFIDENCE_TRACKERS.names())
+def test_tracker_per_stage_round_trips(name):
+    text = f"4 -> 256@0.5:snapshot{{tracker={name}}}"
+    plan = StagePlan.parse(text)
+    assert plan.stages[1].tracker == CONFIDENCE_TRACKERS.build(name) and plan.stages[0].tracker is None
+    assert str(plan) == text.replace(":snapshot", "")
+    assert StagePlan.parse(str(plan)) == plan
+
+
+def test_tracker_option_errors():
+    with pytest.raises(ValueError, match=r"stage 2 .*unknown confidence_trackers 'nosuch'"):
+        StagePlan.parse("4 -> L@0.5{tracker=nosuch}")
+    with pytest.raises(ValueError, match=r"confidence tracker .* has no text form"):
+        str(StagePlan([Stage(4, tracker=object())]))
+    assert str(StagePlan([Stage(4, tracker=MarginConfidence())])) == "4{tracker=margin}"
 
 
 # ---- invalid plans ----
@@ -108,7 +128,7 @@ def test_remasker_needing_arguments_comes_from_the_mapping():
         ("4 -> L@0.5/0", r"stage 2 \('L@0.5/0'\): steps must be a positive integer or None \(got 0\)"),
         ("4 -> L{top_p=0}", r"stage 2 \('L\{top_p=0\}'\): top_p must be in \(0, 1\] \(got 0.0\)"),
         ("4 -> L{temperature=0}", r"stage 2 .*temperature must be > 0 \(got 0.0\)"),
-        ("4 -> L{beam=2}", r"stage 2 .*unknown option 'beam' \(known: temperature, top_p, unmasking\)"),
+        ("4 -> L{beam=2}", r"stage 2 .*unknown option 'beam' \(known: temperature, top_p, unmasking, tracker\)"),
         ("4 -> L:nosuch", r"stage 2 .*unknown remaskers 'nosuch'"),
         ("4 -> -> L", r"stage 2: cannot parse ''"),
         ("4 -> x@0.5", r"stage 2: cannot parse 'x@0.5'; expected e.g."),
@@ -160,10 +180,10 @@ def test_validate_accepts_exactly_the_dividing_block_sizes(plan, length):
 
 def test_unregistered_remasker_has_no_text_form():
     class Custom:
-        def select(self, tokens, scores, eligible, ratio, *, generator=None):
-            return eligible
+        def keys(self, tokens, scores, eligible, *, context):
+            return scores
 
-    with pytest.raises(ValueError, match="is not registered, so a plan using it has no text form"):
+    with pytest.raises(ValueError, match="is not a registered remasker with default arguments, so a plan"):
         str(Stage(4, remasker=Custom()))
 
 

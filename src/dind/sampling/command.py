@@ -145,13 +145,11 @@ def resolve_tokenizer(name: str | None, model: Any) -> tuple[str, Any]:
 
 
 def build_plan(args: argparse.Namespace, model: Any) -> Any:
-    """--plan with --steps/--top-p/--temperature applied to every stage; ":posthoc" in the plan
-    text re-scores drafts with ``model`` (one bidirectional forward)."""
-    from dind.remaskers import PostHocRemasker
+    """--plan with --steps/--top-p/--temperature applied to every stage; a remasker that needs the
+    model (":posthoc") gets it from the sampler's ``RemaskContext``."""
     from dind.sampling.plan import StagePlan
-    from dind.sampling.scorers import model_scorer
 
-    plan = StagePlan.parse(args.plan, remaskers={"posthoc": PostHocRemasker(model_scorer(model))})
+    plan = StagePlan.parse(args.plan)
     overrides = {name: getattr(args, name) for name in ("steps", "top_p", "temperature")}
     overrides = {name: value for name, value in overrides.items() if value is not None}
     return StagePlan([attrs.evolve(stage, **overrides) for stage in plan]) if overrides else plan

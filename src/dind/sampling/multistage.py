@@ -9,8 +9,11 @@ fresh KV cache. Kept tokens keep their scores; re-revealed positions get new one
 Seeds: ``seed`` is one int per row, an int s (row r then uses ``row_seed(s, r)``, a hash of
 (s, r): rows of nearby seeds do not overlap), or None (fresh random seeds); the per-row seeds are
 reported in the result. Each row owns a ``torch.Generator``: row r of a batch equals the same
-row generated alone with the same seed. Remaskers are therefore called row by row (each with
-its row's generator); a post-hoc remasker's scoring forward is not counted in the trace.
+row generated alone with the same seed. A remasker ranks the whole batch at once
+(``Remasker.keys``, with a ``RemaskContext`` holding the model and the row generators) and
+``dind.remaskers.remask`` applies the exact count, breaking ties from each row's generator; a
+model-based remasker's scoring forward is not counted in the trace. A stage's own tracker
+(``Stage.tracker``) replaces the sampler's for the reveals of that stage.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from torch import Tensor
 
 from dind.models.protocol import Denoiser
+from dind.remaskers import RemaskContext, remask
 from dind.sampling.block_sampler import sample_stage, stage_spans
 from dind.sampling.confidence import CONFIDENCE_TRACKERS, ConfidenceTracker, initial_scores
 from dind.sampling.inputs import check_generate_arguments, check_prompt_fits
@@ -132,12 +136,13 @@ class _PlanRun:
         trace = []
         for index, stage in enumerate(self.plan, start=1):
             begin = time.perf_counter()
-            remasked = _remask(stage, tokens, scores, frozen, generators, self.model.mask_id)
+            remasked = _remask(stage, tokens, scores, frozen, generators, self.model)
             tokens = tokens.masked_fill(remasked, self.model.mask_id)
             outcome = sample_stage(
                 self.model, tokens, scores, block_size=stage.block_size,
                 rule=stage.unmasking if stage.unmasking is not None else self.unmasking,
-                tracker=self.tracker, generators=generators, steps=stage.steps,
+                tracker=stage.tracker if stage.tracker is not None else self.tracker,
+                generators=generators, steps=stage.steps,
                 proposal=ProposalOptions(temperature=stage.temperature, top_p=stage.top_p),
                 use_cache=self.use_cache, on_block=on_block, stage_index=index,
             )  # fmt: skip
@@ -155,20 +160,14 @@ def _remask(
     scores: Tensor,
     frozen: Tensor,
     generators: Sequence[torch.Generator],
-    mask_id: int,
+    model: Denoiser,
 ) -> Tensor:
-    """(batch, length) bool: the positions the stage's remasker sends back to MASK, row by row."""
+    """(batch, length) bool: the positions the stage's remasker sends back to MASK."""
     if not stage.remask_ratio:
         return torch.zeros_like(frozen)
-    eligible = ~frozen & (tokens != mask_id)
-    rows = [
-        stage.remasker.select(
-            tokens[row : row + 1], scores[row : row + 1], eligible[row : row + 1], stage.remask_ratio,
-            generator=generator,
-        )
-        for row, generator in enumerate(generators)
-    ]  # fmt: skip
-    return torch.cat(rows).to(torch.bool)
+    eligible = ~frozen & (tokens != model.mask_id)
+    context = RemaskContext(model, frozen, generators, block_size=stage.block_size)
+    return remask(stage.remasker, tokens, scores, eligible, stage.remask_ratio, context)
 
 
 def _merge(

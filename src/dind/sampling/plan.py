@@ -5,11 +5,13 @@ Text form (``StagePlan.parse`` / ``str(plan)`` round-trip), stages joined by "->
     stage   := block ["@" ratio] [":" remasker] ["/" steps] ["{" options "}"]
     block   := positive integer | "L"          ("L": one global block over the whole length)
     options := key=value pairs, comma separated: temperature, top_p, unmasking (a registered rule
-               with its default arguments, e.g. unmasking=confidence_threshold)
+               with its default arguments, e.g. unmasking=confidence_threshold), tracker (a
+               registered confidence tracker with its default arguments, e.g. tracker=margin)
 
-e.g. "4 -> 1024@0.5", "4 -> 64@0.25 -> 1024@0.5", "4/8 -> L@0.5:random{top_p=0.9}".
-The remasker defaults to snapshot; a name is looked up in the ``remaskers`` mapping given to
-``parse`` and then in the REMASKERS registry (zero-argument factories only).
+e.g. "4 -> 1024@0.5", "4 -> 64@0.25 -> 1024@0.5", "4/8 -> L@0.5:random{top_p=0.9}",
+"4{tracker=margin} -> 256@0.5:posthoc". The remasker defaults to snapshot; a name is looked up in
+the ``remaskers`` mapping given to ``parse`` and then in the REMASKERS registry (zero-argument
+factories only; a remasker that needs the model takes it from the sampler's ``RemaskContext``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Iterator, Mapping
 import attrs
 
 from dind.remaskers import REMASKERS, Remasker, SnapshotRemasker
+from dind.sampling.confidence import CONFIDENCE_TRACKERS
 from dind.textform import format_number
 from dind.validation import (
     closed_unit_interval,
@@ -34,7 +37,8 @@ from dind.validation import (
 class Stage:
     """One stage: blocks of ``block_size`` (None = global), ``remask_ratio`` of the eligible
     positions remasked by ``remasker`` before it, ``steps`` denoising steps per block (None = the
-    unmasking rule's default), and the proposal's temperature / nucleus top-p."""
+    unmasking rule's default), the proposal's temperature / nucleus top-p, the unmasking rule and
+    the confidence tracker of the stage's reveals (None = the sampler's default)."""
 
     block_size: int | None = attrs.field(validator=optional_positive_int)
     remask_ratio: float = attrs.field(default=0.0, converter=float, validator=closed_unit_interval)
@@ -43,6 +47,7 @@ class Stage:
     temperature: float = attrs.field(default=1.0, converter=float, validator=positive_number)
     top_p: float = attrs.field(default=1.0, converter=float, validator=half_open_unit_interval)
     unmasking: object | None = None  # an UnmaskingRule; None = the sampler's default
+    tracker: object | None = None  # a ConfidenceTracker; None = the sampler's default
 
     def __str__(self) -> str:
         text = "L" if self.block_size is None else str(self.block_size)
@@ -60,14 +65,35 @@ class Stage:
         ]
         if self.unmasking is not None:
             options.append(f"unmasking={_unmasking_name(self.unmasking)}")
+        if self.tracker is not None:
+            options.append(f"tracker={_tracker_name(self.tracker)}")
         return text + ("{" + ",".join(options) + "}" if options else "")
 
 
 def _remasker_name(remasker: Remasker) -> str:
     for name in REMASKERS.names():
         if REMASKERS.get(name) is type(remasker):
+            try:
+                default = REMASKERS.build(name)
+            except (TypeError, ValueError):  # needs arguments: no instance has a text form
+                break
+            if remasker != default:
+                break
             return name
-    raise ValueError(f"remasker {remasker!r} is not registered, so a plan using it has no text form")
+    raise ValueError(
+        f"remasker {remasker!r} is not a registered remasker with default arguments, "
+        "so a plan using it has no text form"
+    )
+
+
+def _tracker_name(tracker: object) -> str:
+    for name in CONFIDENCE_TRACKERS.names():
+        if CONFIDENCE_TRACKERS.get(name) is type(tracker) and tracker == CONFIDENCE_TRACKERS.build(name):
+            return name
+    raise ValueError(
+        f"confidence tracker {tracker!r} is not a registered tracker with default arguments, "
+        "so a plan using it has no text form"
+    )
 
 
 def _unmasking_name(rule: object) -> str:
@@ -178,10 +204,12 @@ def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> S
                 from dind.sampling.unmasking import UNMASKING_RULES
 
                 kwargs[key] = UNMASKING_RULES.build(value)
+            elif key == "tracker":
+                kwargs[key] = CONFIDENCE_TRACKERS.build(value)
             elif key in ("temperature", "top_p"):
                 kwargs[key] = float(value)
             else:
-                raise ValueError(f"unknown option {key!r} (known: temperature, top_p, unmasking)")
+                raise ValueError(f"unknown option {key!r} (known: temperature, top_p, unmasking, tracker)")
         return Stage(**kwargs)
     except (ValueError, TypeError, KeyError, LookupError) as error:
         raise ValueError(f"stage {index} ({piece!r}): {error}") from None
