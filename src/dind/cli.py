@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("dind.sampling.command", "generate text with a multi-stage (DiD) plan"),
     "eval": ("dind.eval.command", "score samples: Gen PPL under a judge, unigram entropy"),
     "sweep": ("dind.eval.sweep_command", "sweep stage-2 block size / remask ratio and plot Gen PPL"),
+    "reproduce": ("dind.eval.reproduce_command", "the paper's tables (1-3, Figure 2) for models and a judge"),
     "demo": ("dind.demo", "offline demo: draft, remask, refine with the embedded tiny model"),
 }
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
