@@ -43,18 +43,32 @@ def test_reads_the_bd3lm_config():
     assert (config.vocab_size, config.hidden_dim, config.n_blocks, config.n_heads) == (50258, 768, 12, 12)
     assert (config.block_size, config.mask_token_id, config.head_dim) == (4, 50257, 64)
     written = config.to_bd3lm_config(sampling_eps_min=0.001, sampling_eps_max=0.999)
+    assert written.pop("auto_map") == {
+        "AutoConfig": "kuleshov-group/bd3lm-owt-block_size4--configuration_bd3lm.BD3LMConfig",
+        "AutoModelForMaskedLM": "kuleshov-group/bd3lm-owt-block_size4--modeling_bd3lm.BD3LM",
+    }
     assert written == BD3LM_CONFIG
 
 
 def test_round_trip_with_dind_fields():
-    config = micro(mask_id=3, attn_backend="eager", dropout=0.0, time_conditioning=True)
+    config = micro(mask_id=3, attn_backend="eager", dropout=0.0, time_conditioning=True, block_size=8)
     assert DiTConfig.from_bd3lm_config(config.to_bd3lm_config()) == config
 
 
-def test_missing_keys_default_and_unknown_keys_are_ignored():
-    config = DiTConfig.from_bd3lm_config({"n_blocks": 2, "some_future_key": 1})
-    assert config.n_blocks == 2 and config.hidden_dim == 768 and config.dropout == 0.1
-    assert DiTConfig.from_bd3lm_config({"attn_backend": "nope"}, attn_backend="eager").attn_backend == "eager"
+def test_block_size_is_always_written():
+    assert micro().to_bd3lm_config()["block_size"] == 128  # one global block when the config has none
+    assert micro(block_size=4).to_bd3lm_config(code_repo=None)["auto_map"] == {
+        "AutoConfig": "configuration_bd3lm.BD3LMConfig",
+        "AutoModelForMaskedLM": "modeling_bd3lm.BD3LM",
+    }
+
+
+def test_optional_keys_default_and_unknown_keys_are_ignored():
+    shapes = {key: BD3LM_CONFIG[key] for key in ("vocab_size", "hidden_dim", "n_blocks", "n_heads", "cond_dim")}
+    config = DiTConfig.from_bd3lm_config({**shapes, "some_future_key": 1, "transformers_version": "4.4"})
+    assert (config.model_length, config.dropout, config.block_size, config.attn_backend) == (1024, 0.1, None, "sdpa")
+    nope = {**shapes, "attn_backend": "nope"}
+    assert DiTConfig.from_bd3lm_config(nope, attn_backend="eager").attn_backend == "eager"
 
 
 @pytest.mark.parametrize(

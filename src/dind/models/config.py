@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from dind.attention import ATTENTION_BACKENDS
+from dind.models.config_file import CODE_REPO, auto_map, parse_config
 from dind.validation import optional_positive_int, positive_int
 
 
@@ -73,13 +74,21 @@ class DiTConfig:
         return self.vocab_size - 1 if self.mask_id is None else self.mask_id
 
     def to_bd3lm_config(
-        self, *, sampling_eps_min: float = 1e-3, sampling_eps_max: float = 1.0
+        self,
+        *,
+        sampling_eps_min: float = 1e-3,
+        sampling_eps_max: float = 1.0,
+        code_repo: str | None = CODE_REPO,
     ) -> dict[str, Any]:
-        """BD3-LM's config.json content (plus ``mask_id`` when set explicitly)."""
+        """BD3-LM's config.json content, with ``auto_map`` (see ``dind.models.config_file.auto_map``)
+        and ``mask_id`` when set explicitly. ``block_size`` is always written, as BD3-LM's code reads
+        it: ``model_length`` (one global block) when the config has none."""
         config: dict[str, Any] = {
             "architectures": ["BD3LM"],
+            "auto_map": auto_map(code_repo),
             "model_type": "bd3lm",
             "attn_backend": self.attn_backend,
+            "block_size": self.model_length if self.block_size is None else self.block_size,
             "cond_dim": self.cond_dim,
             "cross_attn": True,
             "dropout": self.dropout,
@@ -94,28 +103,17 @@ class DiTConfig:
             "var_min": True,
             "vocab_size": self.vocab_size,
         }
-        if self.block_size is not None:
-            config["block_size"] = self.block_size
         if self.mask_id is not None:
             config["mask_id"] = self.mask_id
         return dict(sorted(config.items()))
 
     @classmethod
-    def from_bd3lm_config(cls, config: dict[str, Any], **overrides: Any) -> DiTConfig:
-        """Read BD3-LM's config.json content: unknown keys are ignored, missing ones take the 110M
-        defaults (vocab 50258, 768 wide, 12 blocks, 12 heads, cond 128, length 1024, dropout 0.1).
-        ``overrides`` replace fields (e.g. ``attn_backend`` when the file names one not built here)."""
-        defaults = {
-            "vocab_size": 50258,
-            "hidden_dim": 768,
-            "n_blocks": 12,
-            "n_heads": 12,
-            "cond_dim": 128,
-            "model_length": 1024,
-        }
-        fields = {field.name for field in attrs.fields(cls)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise ValueError(f"overrides must be DiTConfig fields (got {unknown}; fields: {sorted(fields)})")
-        values = {**defaults, **{key: value for key, value in config.items() if key in fields}, **overrides}
-        return cls(**values)
+    def from_bd3lm_config(
+        cls, config: dict[str, Any], *, source: str = "config.json", **overrides: Any
+    ) -> DiTConfig:
+        """Read BD3-LM's config.json content, strictly (``dind.models.config_file.parse_config``):
+        wrong types and values are errors naming ``source`` and the field; the shape fields
+        (vocab_size, hidden_dim, n_blocks, n_heads, cond_dim) are required; the others take BD3-LM's
+        defaults; unknown keys are ignored. ``overrides`` replace fields (e.g. ``attn_backend`` when
+        the file names a kernel not built here)."""
+        return parse_config(config, source=source, **overrides)

@@ -7,11 +7,15 @@ bf16 on CUDA); LayerNorms run in fp32 and logits are returned as fp32.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import attrs
 import torch
 import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
 from dind.attention import ATTENTION_BACKENDS, AttentionBackend, AttentionMask, KVCache, block_causal_mask
@@ -35,10 +39,20 @@ class Backbone(nn.Module):
         self.output_layer = FinalLayer(config.hidden_dim, config.vocab_size, config.cond_dim)
 
 
-class DiT(nn.Module):
+class DiT(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="dind",
+    tags=["bd3lm", "block-diffusion", "dind"],
+):
     """The BD3-LM DiT. ``init``: "bd3lm" (adaLN and output layer zero, as BD3-LM trains from) or
     "random" (every weight random: non-trivial logits for tests and demos); parameters are drawn
-    from ``generator`` (default: torch's global one). On the meta device nothing is initialised."""
+    from ``generator`` (default: torch's global one). On the meta device nothing is initialised.
+
+    ``model(tokens)`` is ``model.logits(tokens)``. Hugging Face: ``save_pretrained(dir)`` writes
+    BD3-LM's repo format (config.json with ``auto_map`` + model.safetensors + a model card),
+    ``DiT.from_pretrained(dir_or_hub_id)`` reads it, ``push_to_hub(repo_id)`` uploads it
+    (huggingface_hub's ``PyTorchModelHubMixin``, with dind's own file format)."""
 
     def __init__(
         self,
@@ -79,6 +93,10 @@ class DiT(nn.Module):
             self.attention = backend
 
     # ---- forward passes -------------------------------------------------------------------------
+
+    def forward(self, tokens: Tensor, *, block_size: int | None = None, sigma: Tensor | None = None) -> Tensor:
+        """``model(tokens)``: the same as ``logits`` (full attention unless ``block_size`` is given)."""
+        return self.logits(tokens, block_size=block_size, sigma=sigma)
 
     def logits(self, tokens: Tensor, *, block_size: int | None = None, sigma: Tensor | None = None) -> Tensor:
         """(batch, length) long -> (batch, length, vocab) fp32. Block-causal attention
@@ -152,6 +170,28 @@ class DiT(nn.Module):
         _, key, value = blocks[-1].query_key_value(x, conditioning, cos, sin)
         cache.write(len(blocks) - 1, start, key, value)
         cache.advance(block.shape[1])
+
+    # ---- Hugging Face hub (PyTorchModelHubMixin hooks; the files are BD3-LM's format) -------------
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from dind.models.checkpoint import save_pretrained
+
+        save_pretrained(self, save_directory)
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **options: Any,
+    ) -> DiT:
+        """A local BD3-LM-format directory or a hub id (``options``: hub download options such as
+        ``revision``, or config fields that keep the weights' shapes). Checked as ``dind.load``."""
+        from dind.models.checkpoint import from_pretrained
+
+        return from_pretrained(pretrained_model_name_or_path, device=device, dtype=dtype, **options)
 
     # ---- internals -----------------------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""One entry point for command-line model specs: a preset name or a checkpoint (directory/hub id)."""
+"""``dind.load``: the one way to get a model from a name.
+
+A local checkpoint directory wins; then a preset name (a freshly initialised model); then a hub
+id (``owner/name``, downloaded when the hub is reachable). The command line, the demo and the
+sweeps all go through here.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,89 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dind.models.checkpoint import from_pretrained
+import torch
+
+from dind.models.checkpoint import cast_parameters, load_directory
 from dind.models.dit import DiT
+from dind.models.initialization import INITS, Init
 from dind.models.presets import PRESETS, build
+from dind.models.sources import HUB_OPTIONS, resolve
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+
+
+def load(
+    path_or_preset: str | os.PathLike[str],
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    init: Init | None = None,
+    seed: int | None = None,
+    **options: Any,
+) -> DiT:
+    """A DiT in eval mode, on ``device`` (default: torch's default device), its parameters in
+    ``dtype`` (default: as stored; fp32 for presets).
+
+    - A local directory in BD3-LM/Hugging Face format (config.json + model.safetensors, or
+      shards with model.safetensors.index.json).
+    - A preset name (``dind list``: ``micro``, ``tiny``, ``bd3lm-110m``): untrained weights drawn
+      with ``init`` (default "random": logits that depend on the input) from a generator seeded
+      with ``seed`` (default 0), so the same call gives the same model.
+    - A hub id ``owner/name``; ``options`` may hold ``revision``, ``token``, ``cache_dir``,
+      ``local_files_only``, ``force_download``.
+
+    Other ``options`` replace config fields that do not change the weights' shapes (``dropout``,
+    ``attn_backend``, ...); for presets any field. Errors: ``FileNotFoundError`` (no such directory
+    and not a hub id), ``dind.models.sources.HubUnavailableError`` (hub unreachable),
+    ``CheckpointError`` (a bad checkpoint, naming the file and field).
+    """
+    device, dtype = _device(device), _dtype(dtype)
+    spec = str(path_or_preset)
+    if not Path(spec).expanduser().exists() and spec in PRESETS:
+        model = _preset(spec, device, init, seed, options)
+        if dtype is not None:
+            cast_parameters(model, dtype)
+        return model.eval()
+    if init is not None or seed is not None:
+        raise ValueError(
+            f"init and seed apply to preset names only ({spec!r} is a checkpoint; got init={init!r}, "
+            f"seed={seed!r})"
+        )
+    hub = {key: options.pop(key) for key in HUB_OPTIONS if key in options}
+    return load_directory(resolve(spec, **hub), device=device, dtype=dtype, **options)
+
+
+def _preset(name: str, device: torch.device | None, init: Init | None, seed: int | None, options: dict) -> DiT:
+    init = "random" if init is None else init
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS} (got {init!r})")
+    seed = 0 if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an int in [0, 2**64) (got {seed!r})")
+    unknown = sorted(set(options) & set(HUB_OPTIONS))
+    if unknown:
+        raise ValueError(f"{unknown} apply to hub ids only ({name!r} is a preset)")
+    generator = torch.Generator().manual_seed(seed)
+    return build(name, generator=generator, init=init, device=device, **options)
+
+
+def _device(device: torch.device | str | None) -> torch.device | None:
+    if device is None or isinstance(device, torch.device):
+        return device
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0' (got {device!r}: {error})") from None
+
+
+def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    raise ValueError(f"dtype must be a floating torch.dtype or one of {sorted(DTYPES)} (got {dtype!r})")
 
 
 def load_model(spec: str | os.PathLike[str], **kwargs: Any) -> DiT:
-    """A local checkpoint directory wins over a preset of the same name; a preset name builds a
-    freshly initialised model (``kwargs`` go to ``build``); anything else goes to ``from_pretrained``
-    (``kwargs``: device, dtype, config overrides)."""
-    if not Path(spec).expanduser().is_dir() and str(spec) in PRESETS:
-        return build(str(spec), **kwargs)
-    return from_pretrained(spec, **kwargs)
+    """The earlier name of ``load`` (same arguments)."""
+    return load(spec, **kwargs)
