@@ -24,7 +24,9 @@ def test_each_key_is_the_probability_with_its_group_masked(model, chunks):
     tokens = torch.randint(0, 256, (2, length), generator=torch.Generator().manual_seed(1))
     context = _context(model, 2, length)
     eligible = ~context.frozen
-    keys = MaskedPostHocRemasker(chunks=chunks).keys(tokens, torch.zeros(2, length), eligible, context=context)
+    keys = MaskedPostHocRemasker(chunks=chunks).keys(
+        tokens, torch.zeros(2, length), eligible, context=context
+    )
     for position in range(1, length):  # independent path: mask exactly this position's group
         group = eligible & (torch.arange(length) % chunks == position % chunks)[None, :]
         probs = context.draft_probs(tokens.masked_fill(group, model.mask_id))
