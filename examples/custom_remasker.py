@@ -4,8 +4,8 @@
 
 The remasker, "span", ranks each position by the mean snapshot confidence of the eligible
 positions in a window around it, so the remasked set gathers into spans (whole doubtful words,
-not isolated bytes). Picking with `lowest_k` over the smoothed keys keeps the Remasker contract:
-exactly floor(ratio * n_eligible) eligible positions per row.
+not isolated bytes). A remasker only returns keys (lower = remasked first); the sampler keeps the
+contract: exactly floor(ratio * n_eligible) eligible positions per row.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import Tensor
 from dind.data import TOKENIZERS
 from dind.demo import packaged_checkpoint, render
 from dind.models import from_pretrained
-from dind.remaskers import REMASKERS, SnapshotRemasker, lowest_k, remask_counts
+from dind.remaskers import REMASKERS, RemaskContext, SnapshotRemasker
 from dind.sampling import ConfidenceTopK, Stage, StagePlan, generate
 
 
@@ -31,24 +31,15 @@ class SpanRemasker:
 
     radius: int = attrs.field(default=2, validator=attrs.validators.ge(0))
 
-    def select(
-        self,
-        tokens: Tensor,
-        scores: Tensor,
-        eligible: Tensor,
-        ratio: float,
-        *,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def keys(self, tokens: Tensor, scores: Tensor, eligible: Tensor, *, context: RemaskContext) -> Tensor:
         # frozen positions score +inf and masked ones carry stale scores: average eligible ones only
         weight = eligible.double()[:, None, :]
         value = torch.where(eligible, scores.double(), 0.0)[:, None, :]
         width = 2 * self.radius + 1
         total = F.avg_pool1d(value, width, stride=1, padding=self.radius, count_include_pad=True)
         count = F.avg_pool1d(weight, width, stride=1, padding=self.radius, count_include_pad=True)
-        # an eligible centre has count >= 1 / width; ineligible ones are never chosen by lowest_k
-        smoothed = (total / count.clamp_min(1e-12)).squeeze(1)
-        return lowest_k(smoothed, eligible, remask_counts(eligible, ratio), generator)
+        # an eligible centre has count >= 1 / width; the sampler never chooses ineligible ones
+        return (total / count.clamp_min(1e-12)).squeeze(1)
 
 
 def main() -> None:

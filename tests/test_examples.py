@@ -63,7 +63,13 @@ def _run(script: str, *args: str) -> str:
     return completed.stdout
 
 
-TESTED = {"custom_remasker.py", "train_shakespeare.py", "score_samples.py"}
+TESTED = {
+    "custom_remasker.py",
+    "train_shakespeare.py",
+    "score_samples.py",
+    "entropy_remasker.py",
+    "geometric_block_sizes.py",
+}
 
 
 def test_every_example_is_tested():
@@ -94,3 +100,36 @@ def test_score_samples(micro_checkpoint, judge_dir):
     assert "stage 1 draft: Gen PPL" in out
     assert "final: Gen PPL" in out
     assert "NFE per sample:" in out
+
+
+def test_entropy_remasker_from_plan_text():
+    out = _run("entropy_remasker.py", "--length", "32", "--plan", "4 -> 32@0.5:entropy")
+    assert "plan: 4 -> 32@0.5:entropy" in out
+    assert "stage 2: remasked per row [15, 15]" in out  # floor(0.5 * 31 generated positions)
+
+
+def test_entropy_remasker_from_the_cli(tmp_path):
+    plugin = str(EXAMPLES / "entropy_remasker.py")
+    out = tmp_path / "samples.jsonl"
+    command = [sys.executable, "-m", "dind", "--plugin", plugin, "sample", "--model", "micro", "--tokenizer",
+               "bytes", "--length", "16", "--plan", "4 -> 16@0.5:entropy", "--out", str(out), "--no-progress"]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads(out.read_text().splitlines()[0])["stages"][1]["remasked"] == 7  # floor(0.5 * 15)
+
+
+def test_geometric_block_sizes_in_a_training_objective():
+    from dind.models import build
+    from dind.plugins import load_plugin
+    from dind.training import Objective, sample_nelbo
+    from dind.training.block_sizes import parse_block_sizes
+
+    assert "geometric:4,256,0.5: support (4, 8, 16, 32, 64, 128, 256)" in _run("geometric_block_sizes.py")
+    load_plugin(str(EXAMPLES / "geometric_block_sizes.py"))  # what `dind --plugin` does
+    law = parse_block_sizes("geometric:4,16,0.5")  # objective.block_sizes=geometric:4,16,0.5
+    assert law.support() == (4, 8, 16) and str(law) == "geometric:4,16,0.5"
+    model = build("micro", init="random", generator=torch.Generator().manual_seed(0))
+    clean = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    result = sample_nelbo(model, clean, Objective(block_sizes=law), low=1e-3, high=1.0,
+                          generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert torch.isfinite(result.loss)
