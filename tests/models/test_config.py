@@ -64,9 +64,16 @@ def test_block_size_is_always_written():
 
 
 def test_optional_keys_default_and_unknown_keys_are_ignored():
-    shapes = {key: BD3LM_CONFIG[key] for key in ("vocab_size", "hidden_dim", "n_blocks", "n_heads", "cond_dim")}
+    shapes = {
+        key: BD3LM_CONFIG[key] for key in ("vocab_size", "hidden_dim", "n_blocks", "n_heads", "cond_dim")
+    }
     config = DiTConfig.from_bd3lm_config({**shapes, "some_future_key": 1, "transformers_version": "4.4"})
-    assert (config.model_length, config.dropout, config.block_size, config.attn_backend) == (1024, 0.1, None, "sdpa")
+    assert (config.model_length, config.dropout, config.block_size, config.attn_backend) == (
+        1024,
+        0.1,
+        None,
+        "sdpa",
+    )
     nope = {**shapes, "attn_backend": "nope"}
     assert DiTConfig.from_bd3lm_config(nope, attn_backend="eager").attn_backend == "eager"
 

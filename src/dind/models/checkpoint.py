@@ -25,8 +25,15 @@ from dind.models.weights import INDEX_NAME, WEIGHTS_NAME, read_state
 
 CONFIG_NAME = "config.json"
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CheckpointError", "check_state_dict", "from_pretrained",
-           "load_directory", "save_pretrained"]
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "CheckpointError",
+    "check_state_dict",
+    "from_pretrained",
+    "load_directory",
+    "save_pretrained",
+]
 
 
 def save_pretrained(
@@ -61,18 +68,24 @@ def save_pretrained(
 def _write_tensors(state: dict[str, Tensor], directory: Path, max_shard_size: int | str | None) -> set[str]:
     metadata = {"format": "pt"}
     if max_shard_size is None:
-        _atomic_write(directory / WEIGHTS_NAME, lambda temporary: save_file(state, temporary, metadata=metadata))
+        _atomic_write(
+            directory / WEIGHTS_NAME, lambda temporary: save_file(state, temporary, metadata=metadata)
+        )
         return {WEIGHTS_NAME}
     from huggingface_hub import split_torch_state_dict_into_shards
 
     split = split_torch_state_dict_into_shards(state, max_shard_size=max_shard_size)
     for shard, names in split.filename_to_tensors.items():
         part = {name: state[name] for name in names}
-        _atomic_write(directory / shard, lambda temporary, part=part: save_file(part, temporary, metadata=metadata))
+        _atomic_write(
+            directory / shard, lambda temporary, part=part: save_file(part, temporary, metadata=metadata)
+        )
     if not split.is_sharded:
         return set(split.filename_to_tensors)
     index = {"metadata": split.metadata, "weight_map": split.tensor_to_filename}
-    _atomic_write(directory / INDEX_NAME, lambda temporary: Path(temporary).write_text(json.dumps(index, indent=2)))
+    _atomic_write(
+        directory / INDEX_NAME, lambda temporary: Path(temporary).write_text(json.dumps(index, indent=2))
+    )
     return {*split.filename_to_tensors, INDEX_NAME}
 
 
@@ -81,7 +94,9 @@ def _weight_names(directory: Path) -> set[str]:
     return {
         path.name
         for path in directory.glob("model*.safetensors*")
-        if path.name in (WEIGHTS_NAME, INDEX_NAME) or path.name.startswith("model-") and path.suffix == ".safetensors"
+        if path.name in (WEIGHTS_NAME, INDEX_NAME)
+        or path.name.startswith("model-")
+        and path.suffix == ".safetensors"
     }
 
 
@@ -146,7 +161,9 @@ def check_state_dict(model: DiT, state: dict[str, Tensor]) -> None:
     problems = [f"missing keys ({len(missing)}): {missing}"] if missing else []
     problems += [f"unexpected keys ({len(unexpected)}): {unexpected}"] if unexpected else []
     problems += [f"shape mismatches ({len(mismatched)}): {mismatched}"] if mismatched else []
-    not_float = sorted(name for name, tensor in state.items() if name in expected and not tensor.is_floating_point())
+    not_float = sorted(
+        name for name, tensor in state.items() if name in expected and not tensor.is_floating_point()
+    )
     problems += [f"non-floating-point tensors ({len(not_float)}): {not_float}"] if not_float else []
     if problems:
         raise CheckpointError("checkpoint does not match the model config:\n  " + "\n  ".join(problems))
@@ -173,4 +190,3 @@ def _umask() -> int:
 def _short(buffer: Tensor) -> float:
     """The buffer's value without fp32 noise in the JSON (1e-3, not 0.0010000000474974513)."""
     return float(f"{float(buffer):.7g}")
-

@@ -60,14 +60,16 @@ _TYPES: dict[str, tuple[Any, str]] = {
     "mask_id": (lambda v: v is None or _integer(v), "an integer or null"),
     "dropout": (_number, "a number"),
     "attn_backend": (lambda v: isinstance(v, str), "a string"),
-    **{name: (lambda v: isinstance(v, bool), "true or false") for name in (
-        "time_conditioning", "cross_attn", "var_min", "return_dict", "causal", "adaln"
-    )},
+    **{
+        name: (lambda v: isinstance(v, bool), "true or false")
+        for name in ("time_conditioning", "cross_attn", "var_min", "return_dict", "causal", "adaln")
+    },
     "sampling_eps_min": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "sampling_eps_max": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "model_type": (lambda v: v == "bd3lm", '"bd3lm" (dind reads BD3-LM checkpoints only)'),
     "architectures": (
-        lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v), "a list of strings"
+        lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v),
+        "a list of strings",
     ),
     "auto_map": (
         lambda v: isinstance(v, dict) and all(isinstance(item, str) for item in v.values()),
@@ -94,9 +96,11 @@ def parse_config(content: Any, *, source: str = "config.json", **overrides: Any)
     try:
         return DiTConfig(**values)
     except (ValueError, TypeError) as error:
-        hint = " (pass attn_backend='sdpa' to load it with a kernel dind has)" if "attn_backend" in str(
-            error
-        ) else ""
+        hint = (
+            " (pass attn_backend='sdpa' to load it with a kernel dind has)"
+            if "attn_backend" in str(error)
+            else ""
+        )
         raise CheckpointError(f"{source}: {error}{hint}") from None
 
 
@@ -107,7 +111,9 @@ def _check_fields(content: dict[str, Any], source: str, *, skip: set[str]) -> No
             name: difflib.get_close_matches(name, [key for key in content if key not in _TYPES], n=1)
             for name in missing
         }
-        hints = "".join(f"; found {guess[0]!r}: a misspelt {name!r}?" for name, guess in guesses.items() if guess)
+        hints = "".join(
+            f"; found {guess[0]!r}: a misspelt {name!r}?" for name, guess in guesses.items() if guess
+        )
         raise CheckpointError(
             f"{source} must set {', '.join(missing)} (missing; these fix the weights' shapes and have no "
             f"safe default){hints}"

@@ -94,7 +94,9 @@ class DiT(
 
     # ---- forward passes -------------------------------------------------------------------------
 
-    def forward(self, tokens: Tensor, *, block_size: int | None = None, sigma: Tensor | None = None) -> Tensor:
+    def forward(
+        self, tokens: Tensor, *, block_size: int | None = None, sigma: Tensor | None = None
+    ) -> Tensor:
         """``model(tokens)``: the same as ``logits`` (full attention unless ``block_size`` is given)."""
         return self.logits(tokens, block_size=block_size, sigma=sigma)
 

@@ -17,9 +17,14 @@ from dind.models.checkpoint import cast_parameters, load_directory
 from dind.models.dit import DiT
 from dind.models.initialization import INITS, Init
 from dind.models.presets import PRESETS, build
-from dind.models.sources import HUB_OPTIONS, resolve
+from dind.models.sources import HUB_OPTIONS, is_hub_id, resolve
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,
+}
 
 
 def load(
@@ -59,11 +64,18 @@ def load(
             f"init and seed apply to preset names only ({spec!r} is a checkpoint; got init={init!r}, "
             f"seed={seed!r})"
         )
+    if not Path(spec).expanduser().exists() and not is_hub_id(spec):
+        raise FileNotFoundError(
+            f"path_or_preset must be a checkpoint directory, a preset ({', '.join(PRESETS.names())}) or "
+            f"an 'owner/name' hub id (got {spec!r}: no such directory, and neither of the others)"
+        )
     hub = {key: options.pop(key) for key in HUB_OPTIONS if key in options}
     return load_directory(resolve(spec, **hub), device=device, dtype=dtype, **options)
 
 
-def _preset(name: str, device: torch.device | None, init: Init | None, seed: int | None, options: dict) -> DiT:
+def _preset(
+    name: str, device: torch.device | None, init: Init | None, seed: int | None, options: dict
+) -> DiT:
     init = "random" if init is None else init
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS} (got {init!r})")
@@ -83,7 +95,9 @@ def _device(device: torch.device | str | None) -> torch.device | None:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0' (got {device!r}: {error})") from None
+        raise ValueError(
+            f"device must be a torch device such as 'cpu' or 'cuda:0' (got {device!r}: {error})"
+        ) from None
 
 
 def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:

@@ -25,7 +25,7 @@ def conversion_hint(pickled: Path) -> str:
     target = pickled.parent / WEIGHTS_NAME
     return (
         f"{pickled} is a pickled PyTorch file; dind reads safetensors only and never unpickles "
-        "(a pickle can run code). If you trust the file, convert it once: python -c \"import torch; "
+        '(a pickle can run code). If you trust the file, convert it once: python -c "import torch; '
         "from safetensors.torch import save_file; s = torch.load('"
         f"{pickled}', map_location='cpu', weights_only=True); s = s.get('state_dict', s); "
         f"save_file({{k: v.contiguous() for k, v in s.items()}}, '{target}')\" "
