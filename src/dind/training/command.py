@@ -12,7 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from typing import Any
+
 from dind.training.checkpointing import TRAIN_CONFIG, find_checkpoint
+from dind.training.rundir import check_out_dir, run_dir_of
 from dind.training.config import TrainConfig, apply_overrides
 
 
@@ -36,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "that checkpoint); bare --resume: out_dir's latest if any",
     )
     parser.add_argument("--out-dir", help="where metrics and checkpoints go (sets out_dir)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in out_dir (else: refused)"
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
@@ -48,7 +54,11 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     if args.config is not None:
         return TrainConfig.from_file(args.config, overrides)
     if args.resume not in (None, "auto"):  # continue the run as it was configured
-        return TrainConfig.from_file(find_checkpoint(args.resume) / TRAIN_CONFIG, overrides)
+        checkpoint = find_checkpoint(args.resume)
+        home = run_dir_of(checkpoint)  # a copied run continues in the copy, not its recorded out_dir
+        if home is not None and args.out_dir is None:
+            overrides.insert(0, f"out_dir={home}")
+        return TrainConfig.from_file(checkpoint / TRAIN_CONFIG, overrides)
     return TrainConfig.from_dict(apply_overrides({}, overrides))
 
 
@@ -64,17 +74,57 @@ def config_changes(saved: dict, current: dict, prefix: str = "") -> list[str]:
     return changes
 
 
-def _report_changes(resume: str, config: TrainConfig) -> None:
-    saved = TrainConfig.from_file(find_checkpoint(resume) / TRAIN_CONFIG).to_dict()
-    # a new step count is how a run is extended: not worth a note
+SCHEDULE_KEYS = ("steps", "optim.lr", "optim.lr_schedule", "optim.warmup_steps")
+
+
+def _report_changes(resume: str, config: TrainConfig, step: int) -> None:
+    saved_config = TrainConfig.from_file(find_checkpoint(resume) / TRAIN_CONFIG)
     changes = [
-        change for change in config_changes(saved, config.to_dict()) if not change.startswith("steps:")
+        change
+        for change in config_changes(saved_config.to_dict(), config.to_dict())
+        if not change.startswith("out_dir:")  # where the run continues is not a change to it
     ]
     if changes:
         print(
             "note: resuming with a config that differs from the checkpoint's:\n  " + "\n  ".join(changes),
             file=sys.stderr,
         )
+    note = schedule_note(saved_config, config, step)
+    if note:
+        print(note, file=sys.stderr)
+
+
+def _rates(config: TrainConfig, steps: int) -> list[float]:
+    from dind.training.setup import build_lr_schedule
+
+    schedule = build_lr_schedule(config.optim, config.steps)
+    return [config.optim.lr * schedule.factor(k) for k in range(steps)]
+
+
+def schedule_note(saved: TrainConfig, current: TrainConfig, step: int) -> str | None:
+    """What a change of the learning-rate schedule's keys on resume means, or None if none changed."""
+    changes = [
+        change
+        for change in config_changes(saved.to_dict(), current.to_dict())
+        if change.startswith(SCHEDULE_KEYS)
+    ]
+    if not changes:
+        return None
+    past_old, past_new = _rates(saved, step), _rates(current, step)
+    listed = "; ".join(changes)
+    if past_old == past_new:
+        return (
+            f"note: learning-rate schedule keys changed on resume ({listed}): the rate of every step "
+            f"already taken (0..{step - 1}) is the same under the new config, so this run equals one "
+            f"trained with the new config from the start"
+        )
+    first = next(k for k, (a, b) in enumerate(zip(past_old, past_new)) if a != b)
+    return (
+        f"warning: learning-rate schedule keys changed on resume ({listed}): steps {first}..{step - 1} "
+        f"already ran at other rates (step {first}: {past_old[first]:.3g} then, {past_new[first]:.3g} "
+        f"under the new config); steps {step}.. follow the new schedule, so this run differs from "
+        "one trained with the new config from the start"
+    )
 
 
 def _resume_path(option: str | None, config: TrainConfig) -> str | None:
@@ -96,20 +146,18 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(config.to_yaml())
         return 0
     resume = _resume_path(args.resume, config)
-    trainer = TRAINERS.build(config.trainer, config=config)
+    check_out_dir(config.out_dir, resume_from=resume, overwrite=args.overwrite)  # before any work
+    trainer = TRAINERS.build(config.trainer, config=config, overwrite=args.overwrite)
     if resume is not None:
         step = trainer.resume(resume)
         if trainer.context.is_main:
-            _report_changes(resume, config)
+            _report_changes(resume, config, step)
             print(f"resumed from {resume} at step {step}", file=sys.stderr)
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:
         if trainer.context.is_main:
-            print(
-                f"interrupted at step {trainer.step}; saved {config.out_dir}/checkpoints/latest",
-                file=sys.stderr,
-            )
+            print(_interrupted(trainer, config), file=sys.stderr)
         return 130
     finally:
         _shutdown(trainer)
@@ -118,6 +166,14 @@ def run(args: argparse.Namespace) -> int:
             f"done: step {summary['step']}, checkpoint {config.out_dir}/checkpoints/latest", file=sys.stderr
         )
     return 0
+
+
+def _interrupted(trainer: Any, config: TrainConfig) -> str:
+    latest = f"{config.out_dir}/checkpoints/latest"
+    if trainer.saved_step == trainer.step:
+        return f"interrupted at step {trainer.step}; saved {latest}"
+    held = "nothing" if trainer.saved_step is None else f"step {trainer.saved_step}"
+    return f"interrupted at step {trainer.step} before its save finished: {latest} holds {held}"
 
 
 def _shutdown(trainer: object) -> None:

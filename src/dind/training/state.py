@@ -12,6 +12,7 @@ import torch.distributed as dist
 from torch import nn
 
 from dind.training import checkpointing as ckpt
+from dind.training import rundir
 from dind.training.distributed import (
     load_model_state,
     load_optimizer_state,
@@ -73,7 +74,11 @@ class TrainerStateMixin:
 
     def resume(self, path: str) -> int:
         """Continue from a checkpoint directory or a run's out_dir; returns the step reached."""
-        self.load_state_dict(ckpt.read_trainer_state(ckpt.find_checkpoint(path)))
+        checkpoint = ckpt.find_checkpoint(path)
+        self.load_state_dict(ckpt.read_trainer_state(checkpoint))
+        self.resumed_from = checkpoint
+        if rundir.run_dir_of(checkpoint) == self.out_dir.resolve():
+            self.saved_step = self.step
         return self.step
 
     def snapshot(self) -> dict[str, Any]:
@@ -111,6 +116,7 @@ class TrainerStateMixin:
                     trainer_state=state,
                     config_yaml=self.config.to_yaml(),
                 )
+                self.saved_step = self.step
                 if periodic:
                     with ckpt.atomic_directory(root / ckpt.periodic_name(self.step)) as staged:
                         shutil.copytree(latest, staged)

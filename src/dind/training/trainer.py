@@ -16,14 +16,16 @@ import copy
 import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from dind.errors import NonFiniteError
 from dind.registry import Registry
+from dind.training import rundir
 from dind.training.activation_checkpointing import enable_activation_checkpointing
 from dind.training.config import TrainConfig
 from dind.training.distributed import gradient_sync, init_distributed, unwrap, wrap
@@ -42,6 +44,7 @@ from dind.training.setup import (
     build_tokenizer,
     sequence_length,
 )
+from dind.training.rundir import RunLock
 from dind.training.state import TrainerStateMixin
 from dind.training.variance import sampling_interval
 
@@ -53,8 +56,11 @@ class Trainer(TrainerStateMixin):
     """Build with a TrainConfig (and optionally a ready model), then ``fit()``; ``resume(path)``
     first to continue a run."""
 
-    def __init__(self, config: TrainConfig, *, model: nn.Module | None = None):
+    def __init__(self, config: TrainConfig, *, model: nn.Module | None = None, overwrite: bool = False):
         self.config = config
+        self.overwrite = overwrite  # replace a run already in out_dir (else fit() refuses)
+        self.resumed_from: Path | None = None
+        self.saved_step: int | None = None  # the step the last completed save holds
         self.context = init_distributed(config.distributed, config.device)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model = build_model(config.model) if model is None else model
@@ -131,17 +137,26 @@ class Trainer(TrainerStateMixin):
                 ]
             )
         grad_norm = self._clip_gradients()
+        local_loss = float(totals[0] / totals[1])
+        totals = self.context.all_reduce_sum(totals)
+        nll = float(totals[0] / totals[1])
+        if not (math.isfinite(nll) and math.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteError(
+                f"training stopped at step {self.step + 1}: the loss is {nll} and the gradient norm "
+                f"{grad_norm}; the weights of this step were not applied or saved (last save: "
+                f"{'none' if self.saved_step is None else f'step {self.saved_step}'}); lower optim.lr or "
+                "check the data and the model"
+            )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(unwrap(self.forward))
         self.step += 1
         self.tokens_seen += self.config.batch_size * self.length
-        local_loss = float(totals[0] / totals[1])
-        totals = self.context.all_reduce_sum(totals)
         return {
             "loss": local_loss,
-            "nll": float(totals[0] / totals[1]),
+            "nll": nll,
             "lr": lr,
             "grad_norm": grad_norm,
             "masked_fraction": float(totals[2] / totals[1]),
@@ -156,12 +171,33 @@ class Trainer(TrainerStateMixin):
     def fit(self) -> dict[str, Any]:
         """Train to ``config.steps``; saves on the cadence, at the end and on KeyboardInterrupt."""
         config, main = self.config, self.context.is_main
-        bar = progress_bar(config.steps, self.step, enabled=main and config.progress)
+        with ExitStack() as stack:
+            if main:
+                stack.enter_context(self._open_run_directory())
+            self.context.barrier()
+            bar = progress_bar(config.steps, self.step, enabled=main and config.progress)
+            try:
+                return self._fit(bar)
+            finally:
+                bar.close()
+
+    @contextmanager
+    def _open_run_directory(self) -> Iterator[None]:
+        """Lock out_dir, refuse to destroy another run, tidy what a killed run left."""
+        with RunLock(self.out_dir):
+            rundir.check_out_dir(self.out_dir, resume_from=self.resumed_from, overwrite=self.overwrite)
+            if self.resumed_from is None and self.overwrite:
+                rundir.clear_run(self.out_dir)
+            rundir.remove_scratch(self.out_dir)
+            if self.resumed_from is not None:
+                rundir.truncate_metrics(self.metrics.path, self.step)
+            (self.out_dir / "config.yaml").write_text(self.config.to_yaml())
+            yield
+
+    def _fit(self, bar: Any) -> dict[str, Any]:
+        config = self.config
         throughput, started, last_eval = Throughput(), time.perf_counter(), None
         window: list[dict[str, float]] = []
-        if main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(config.to_yaml())
         if config.eval_every is not None and config.eval_at_start and self.step == 0:
             last_eval = self.evaluator.run_and_log()  # the curve's starting point
         try:
@@ -184,8 +220,6 @@ class Trainer(TrainerStateMixin):
         except KeyboardInterrupt:
             self.save()
             raise
-        finally:
-            bar.close()
         if config.eval_every is not None and last_eval != self.step:
             last_eval = self.evaluator.run_and_log()
         self.save(periodic=config.keep_every is not None and self.step % config.keep_every == 0)

@@ -1,0 +1,119 @@
+"""A run's output directory: one run at a time, never silently reused, tidy after a kill.
+
+- ``check_out_dir``: an out_dir that already holds a run needs ``--resume`` (of that run) or
+  ``--overwrite``;
+- ``RunLock``: an exclusive ``fcntl.flock`` on ``<out_dir>/.lock`` (released by the kernel when the
+  process dies, so a killed run never leaves a stale lock);
+- ``tidy``: removes the scratch directories a killed checkpoint save leaves, and drops metrics
+  records past the step a resumed run continues from (each step is then logged once).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from dind.errors import OutputExistsError, RunLockedError
+
+LOCK = ".lock"
+RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoints")
+
+
+def holds_run(out_dir: str | os.PathLike[str]) -> bool:
+    return any((Path(out_dir) / name).exists() for name in RUN_FILES)
+
+
+def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path | None:
+    """The out_dir a checkpoint directory belongs to (``<out_dir>/checkpoints/<name>``), else None."""
+    checkpoint = Path(checkpoint).resolve()
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+
+
+def check_out_dir(
+    out_dir: str | os.PathLike[str], *, resume_from: str | os.PathLike[str] | None, overwrite: bool
+) -> None:
+    """Raise OutputExistsError unless writing to ``out_dir`` destroys nothing unasked."""
+    if overwrite or not holds_run(out_dir):
+        return
+    if resume_from is None:
+        raise OutputExistsError(
+            f"out_dir {out_dir} already holds a run; pass --resume to continue it, --overwrite to "
+            "replace it, or choose another out_dir"
+        )
+    if run_dir_of(resume_from) != Path(out_dir).resolve():
+        raise OutputExistsError(
+            f"out_dir {out_dir} already holds a run other than the resumed checkpoint {resume_from}; "
+            "pass --overwrite to replace it or choose another out_dir"
+        )
+
+
+def clear_run(out_dir: str | os.PathLike[str]) -> None:
+    """Remove what an earlier run wrote (``--overwrite``)."""
+    for name in RUN_FILES:
+        path = Path(out_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def remove_scratch(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Remove ``checkpoints/.<name>.tmp-*`` left by a save that was killed; returns what went."""
+    root = Path(out_dir) / "checkpoints"
+    removed = sorted(root.glob(".*.tmp-*")) if root.is_dir() else []
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def truncate_metrics(path: str | os.PathLike[str], step: int) -> None:
+    """Keep only the records of steps <= ``step`` (and drop a torn last line)."""
+    from dind.outputs import atomic_write_text
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+class RunLock:
+    """``with RunLock(out_dir):`` holds the run directory; a second holder gets RunLockedError."""
+
+    def __init__(self, out_dir: str | os.PathLike[str]):
+        self.path = Path(out_dir) / LOCK
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunLockedError(
+                f"out_dir {self.path.parent} is in use by another training run ({holder}); wait for it "
+                "to finish or choose another out_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
