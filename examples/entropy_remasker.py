@@ -40,7 +40,9 @@ def main() -> None:
     from dind.models import from_pretrained
     from dind.sampling import StagePlan, generate
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--plan", default="4 -> L@0.5:entropy")
     parser.add_argument("--seed", type=int, default=0)

@@ -111,8 +111,25 @@ def test_entropy_remasker_from_plan_text():
 def test_entropy_remasker_from_the_cli(tmp_path):
     plugin = str(EXAMPLES / "entropy_remasker.py")
     out = tmp_path / "samples.jsonl"
-    command = [sys.executable, "-m", "dind", "--plugin", plugin, "sample", "--model", "micro", "--tokenizer",
-               "bytes", "--length", "16", "--plan", "4 -> 16@0.5:entropy", "--out", str(out), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "dind",
+        "--plugin",
+        plugin,
+        "sample",
+        "--model",
+        "micro",
+        "--tokenizer",
+        "bytes",
+        "--length",
+        "16",
+        "--plan",
+        "4 -> 16@0.5:entropy",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert json.loads(out.read_text().splitlines()[0])["stages"][1]["remasked"] == 7  # floor(0.5 * 15)

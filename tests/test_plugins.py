@@ -46,9 +46,11 @@ def test_missing_and_failing_plugins_are_user_errors(tmp_path):
         load_plugin("")
 
 
-@pytest.mark.parametrize("first", ["dind.remaskers", "dind.remaskers.posthoc", "dind.sampling", "dind.sampling.plan"])
+@pytest.mark.parametrize(
+    "first", ["dind.remaskers", "dind.remaskers.posthoc", "dind.sampling", "dind.sampling.plan"]
+)
 def test_no_circular_import_between_remaskers_and_sampling(first):
-    code = f"import {first}; import dind.remaskers, dind.sampling; dind.sampling.StagePlan.parse('4 -> L@0.5:posthoc')"
+    code = f"import {first}; import dind.remaskers, dind.sampling; dind.sampling.StagePlan.parse('L')"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-2000:]
 
@@ -59,5 +61,7 @@ def test_remaskers_never_import_sampling():
     import dind.remaskers
 
     for path in Path(dind.remaskers.__file__).parent.glob("*.py"):
-        imports = [line for line in path.read_text().splitlines() if line.lstrip().startswith(("import ", "from "))]
+        imports = [
+            line for line in path.read_text().splitlines() if line.lstrip().startswith(("import ", "from "))
+        ]
         assert not [line for line in imports if "dind.sampling" in line], path

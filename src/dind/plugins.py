@@ -35,7 +35,9 @@ def load_plugin(spec: str) -> None:
 
 def _load_file(path: Path) -> None:
     if not path.is_file():
-        raise PluginError(f"plugin file not found: {str(path)!r} (--plugin takes a .py file or a module name)")
+        raise PluginError(
+            f"plugin file not found: {str(path)!r} (--plugin takes a .py file or a module name)"
+        )
     resolved = path.resolve()
     # one module name per file, so loading it again is a no-op like a repeated import
     digest = hashlib.blake2b(str(resolved).encode(), digest_size=6).hexdigest()
@@ -51,7 +53,9 @@ def _load_file(path: Path) -> None:
         module_spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[name]
-        raise PluginError(f"plugin file {str(path)!r} raised on import: {type(error).__name__}: {error}") from error
+        raise PluginError(
+            f"plugin file {str(path)!r} raised on import: {type(error).__name__}: {error}"
+        ) from error
 
 
 def _import_module(name: str) -> None:
@@ -63,9 +67,13 @@ def _import_module(name: str) -> None:
                 f"plugin module {name!r} not found (not importable from sys.path; give a path to a .py file "
                 "or install the package)"
             ) from error
-        raise PluginError(f"plugin module {name!r} raised on import: {type(error).__name__}: {error}") from error
+        raise PluginError(
+            f"plugin module {name!r} raised on import: {type(error).__name__}: {error}"
+        ) from error
     except Exception as error:
-        raise PluginError(f"plugin module {name!r} raised on import: {type(error).__name__}: {error}") from error
+        raise PluginError(
+            f"plugin module {name!r} raised on import: {type(error).__name__}: {error}"
+        ) from error
 
 
 def _identifier(text: str) -> str:

@@ -38,7 +38,9 @@ def test_chosen_keys_never_exceed_unchosen_eligible_keys(seed, batch, length):
 @given(seed=st.integers(0, 2**31), batch=st.integers(2, 4), length=st.integers(1, 32))
 def test_a_row_equals_itself_chosen_alone(seed, batch, length):
     scores, eligible, counts = _case(seed, batch, length)
-    together = choose_remasked(scores, eligible, counts, [torch.Generator().manual_seed(seed + r) for r in range(batch)])
+    together = choose_remasked(
+        scores, eligible, counts, [torch.Generator().manual_seed(seed + r) for r in range(batch)]
+    )
     for row in range(batch):
         alone = choose_remasked(
             scores[row : row + 1], eligible[row : row + 1], counts[row : row + 1],
@@ -54,7 +56,8 @@ def test_batched_choice_equals_the_former_per_row_lowest_k():
     for row in range(3):
         part = slice(row, row + 1)
         assert torch.equal(
-            lowest_k(scores[part], eligible[part], counts[part], torch.Generator().manual_seed(row))[0], together[row]
+            lowest_k(scores[part], eligible[part], counts[part], torch.Generator().manual_seed(row))[0],
+            together[row],
         )
 
 
@@ -62,7 +65,11 @@ def test_ties_are_broken_at_random():
     # four equal keys, two chosen: different seeds must give different pairs
     scores, eligible = torch.zeros(1, 4), torch.ones(1, 4, dtype=torch.bool)
     pairs = {
-        tuple(choose_remasked(scores, eligible, torch.tensor([2]), [torch.Generator().manual_seed(s)])[0].tolist())
+        tuple(
+            choose_remasked(scores, eligible, torch.tensor([2]), [torch.Generator().manual_seed(s)])[
+                0
+            ].tolist()
+        )
         for s in range(40)
     }
     assert len(pairs) == 6  # every one of the C(4, 2) pairs occurs
@@ -79,8 +86,12 @@ def test_infinite_eligible_keys_still_give_the_exact_count():
 
 def test_shape_mismatches_are_errors():
     with pytest.raises(ValueError, match=r"keys and eligible must have one shape \(got \(2, 4\), \(2, 5\)\)"):
-        choose_remasked(torch.zeros(2, 4), torch.ones(2, 5, dtype=torch.bool), torch.tensor([1, 1]), [None, None])
-    with pytest.raises(ValueError, match=r"scores and eligible must have one shape \(got \(2, 4\), \(2, 5\)\)"):
+        choose_remasked(
+            torch.zeros(2, 4), torch.ones(2, 5, dtype=torch.bool), torch.tensor([1, 1]), [None, None]
+        )
+    with pytest.raises(
+        ValueError, match=r"scores and eligible must have one shape \(got \(2, 4\), \(2, 5\)\)"
+    ):
         lowest_k(torch.zeros(2, 4), torch.ones(2, 5, dtype=torch.bool), torch.tensor([1, 1]))
     with pytest.raises(ValueError, match=r"need one generator per row \(got 1 generators, batch 2\)"):
         choose_remasked(torch.zeros(2, 4), torch.ones(2, 4, dtype=torch.bool), torch.tensor([1, 1]), [None])
@@ -100,14 +111,25 @@ def _context(batch=1, length=4, model=None):
 
 def test_remask_checks_the_keys():
     tokens, eligible = torch.zeros(1, 4, dtype=torch.long), torch.ones(1, 4, dtype=torch.bool)
-    with pytest.raises(ValueError, match=r"_Keys.keys must return \(batch, length\) = \(1, 4\) keys \(got \(1, 3\)\)"):
+    with pytest.raises(
+        ValueError, match=r"_Keys.keys must return \(batch, length\) = \(1, 4\) keys \(got \(1, 3\)\)"
+    ):
         remask(_Keys(torch.zeros(1, 3)), tokens, torch.zeros(1, 4), eligible, 0.5, _context())
     with pytest.raises(NonFiniteError, match="_Keys.keys returned NaN keys"):
-        remask(_Keys(torch.tensor([[0.0, float("nan"), 1.0, 2.0]])), tokens, torch.zeros(1, 4), eligible, 0.5, _context())
+        remask(
+            _Keys(torch.tensor([[0.0, float("nan"), 1.0, 2.0]])),
+            tokens,
+            torch.zeros(1, 4),
+            eligible,
+            0.5,
+            _context(),
+        )
 
 
 def test_context_without_a_model_says_so():
-    with pytest.raises(ValueError, match=r"this remasker needs the model: build RemaskContext\(model=...\) \(got None\)"):
+    with pytest.raises(
+        ValueError, match=r"this remasker needs the model: build RemaskContext\(model=...\) \(got None\)"
+    ):
         _context().draft_probs(torch.zeros(1, 4, dtype=torch.long))
 
 

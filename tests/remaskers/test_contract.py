@@ -89,7 +89,9 @@ def test_deterministic_and_a_row_equals_itself_alone(name, case):
     assert torch.equal(batch, again)
     for row, seed in enumerate(seeds):
         part = slice(row, row + 1)
-        alone = remask(remasker, tokens[part], scores[part], eligible[part], ratio, context(frozen[part], [seed]))
+        alone = remask(
+            remasker, tokens[part], scores[part], eligible[part], ratio, context(frozen[part], [seed])
+        )
         assert torch.equal(alone[0], batch[row])
 
 

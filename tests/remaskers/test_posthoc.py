@@ -36,13 +36,17 @@ def test_by_name_it_scores_with_the_context_model_like_model_scorer():
     # context: its keys are model_scorer's bidirectional re-score
     model = MarkovOracle([0.5, 0.3, 0.2], [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]])
     tokens = torch.tensor([[0, 0, 1, 2, 2, 0, 1, 1], [2, 1, 0, 0, 0, 1, 2, 2]])
-    keys = REMASKERS.build("posthoc").keys(tokens, torch.zeros(2, 8), tokens >= 0, context=_context(tokens, model))
+    keys = REMASKERS.build("posthoc").keys(
+        tokens, torch.zeros(2, 8), tokens >= 0, context=_context(tokens, model)
+    )
     torch.testing.assert_close(keys, model_scorer(model)(tokens))
 
 
 def test_block_size_is_the_scoring_forwards():
     model = MarkovOracle([0.5, 0.3, 0.2], [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]])
     tokens = torch.tensor([[0, 0, 1, 2, 2, 0, 1, 1]])
-    keys = PostHocRemasker(block_size=4).keys(tokens, torch.zeros(1, 8), tokens >= 0, context=_context(tokens, model))
+    keys = PostHocRemasker(block_size=4).keys(
+        tokens, torch.zeros(1, 8), tokens >= 0, context=_context(tokens, model)
+    )
     torch.testing.assert_close(keys, model_scorer(model, block_size=4)(tokens))
     assert not torch.allclose(keys, model_scorer(model)(tokens))

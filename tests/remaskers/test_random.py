@@ -10,7 +10,14 @@ from dind.remaskers import REMASKERS, RemaskContext, remask
 def _remask(eligible, scores, ratio, seeds):
     batch = eligible.shape[0]
     context = RemaskContext(None, ~eligible, [torch.Generator().manual_seed(s) for s in seeds])
-    return remask(REMASKERS.build("random"), torch.zeros(eligible.shape, dtype=torch.long), scores, eligible, ratio, context)[:batch]
+    return remask(
+        REMASKERS.build("random"),
+        torch.zeros(eligible.shape, dtype=torch.long),
+        scores,
+        eligible,
+        ratio,
+        context,
+    )[:batch]
 
 
 def test_roughly_uniform_over_eligible_positions():

@@ -10,7 +10,9 @@ from dind.remaskers import REMASKERS, RemaskContext, remask
 
 
 def _remask(scores, eligible, ratio, seed=0):
-    context = RemaskContext(None, ~eligible, [torch.Generator().manual_seed(seed + r) for r in range(len(scores))])
+    context = RemaskContext(
+        None, ~eligible, [torch.Generator().manual_seed(seed + r) for r in range(len(scores))]
+    )
     tokens = torch.zeros(scores.shape, dtype=torch.long)
     return remask(REMASKERS.build("snapshot"), tokens, scores, eligible, ratio, context)
 

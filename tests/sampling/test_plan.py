@@ -128,7 +128,7 @@ def test_tracker_option_errors():
         ("4 -> L@0.5/0", r"stage 2 \('L@0.5/0'\): steps must be a positive integer or None \(got 0\)"),
         ("4 -> L{top_p=0}", r"stage 2 \('L\{top_p=0\}'\): top_p must be in \(0, 1\] \(got 0.0\)"),
         ("4 -> L{temperature=0}", r"stage 2 .*temperature must be > 0 \(got 0.0\)"),
-        ("4 -> L{beam=2}", r"stage 2 .*unknown option 'beam' \(known: temperature, top_p, unmasking, tracker\)"),
+        ("4 -> L{beam=2}", r"stage 2 .*unknown option 'beam' \(known: temperature, top_p, unmasking, tr"),
         ("4 -> L:nosuch", r"stage 2 .*unknown remaskers 'nosuch'"),
         ("4 -> -> L", r"stage 2: cannot parse ''"),
         ("4 -> x@0.5", r"stage 2: cannot parse 'x@0.5'; expected e.g."),

@@ -6,8 +6,8 @@ for the whole batch. This package never imports ``dind.sampling`` (which imports
 
 from dind.remaskers.base import (
     REMASKERS,
-    Remasker,
     RemaskContext,
+    Remasker,
     choose_remasked,
     lowest_k,
     remask,
