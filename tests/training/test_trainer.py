@@ -130,5 +130,7 @@ def test_cli_trains_from_a_config_file_with_overrides(make_config, tmp_path, cap
     # --resume PATH without --config continues with the checkpoint's own config
     assert main(["train", "--resume", str(tmp_path / "run"), "steps=4"]) == 0
     state = read_trainer_state(find_checkpoint(tmp_path / "run"))
-    assert state["step"] == 4 and "note: resuming" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert state["step"] == 4 and "block_sizes" not in err  # only the step count changed, and is stated
+    assert "steps: 3 -> 4" in err and "equals one trained with the new config" in err
     assert main(["train", "--config", str(config_path), "--print-config"]) == 0
