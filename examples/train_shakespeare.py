@@ -33,6 +33,7 @@ def main() -> None:
         "--global-probability", type=float, default=0.1, help="lambda: share of global-block rows"
     )
     parser.add_argument("--out", default="runs/example-shakespeare")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     args = parser.parse_args()
 
     base = TrainConfig.from_file(ROOT / "configs" / "tiny-shakespeare.yaml").to_dict()
@@ -51,7 +52,7 @@ def main() -> None:
             ],
         )
     )
-    trainer = Trainer(config)
+    trainer = Trainer(config, overwrite=args.overwrite)  # an earlier run in --out is never replaced unasked
     trainer.fit()
 
     print("step  val NELBO (nats/byte)")

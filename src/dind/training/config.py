@@ -6,6 +6,7 @@ Names (presets, registries) stay strings here; ``dind.training.setup`` turns the
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +32,16 @@ def _float_or_none(value: Any) -> float | None:
 
 
 def _one_of(*options: str) -> Any:
-    return attrs.validators.in_(options)
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value not in options:
+            raise ValueError(f"{attribute.name} must be one of {', '.join(options)} (got {value!r})")
+
+    return check
+
+
+def _finite(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number (got {value})")
 
 
 def _options() -> Any:
@@ -110,7 +120,7 @@ class VarianceConfig:
 
 @attrs.frozen
 class OptimConfig:
-    lr: float = attrs.field(default=3e-4, converter=float, validator=positive_number)
+    lr: float = attrs.field(default=3e-4, converter=float, validator=[_finite, positive_number])
     betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), converter=_betas)
     eps: float = attrs.field(default=1e-8, converter=float, validator=positive_number)
     weight_decay: float = attrs.field(default=0.0, converter=float, validator=attrs.validators.ge(0.0))
