@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 
 import attrs
 
+from dind.registry import Registry
 from dind.remaskers import REMASKERS, Remasker, SnapshotRemasker
 from dind.sampling.confidence import CONFIDENCE_TRACKERS
 from dind.textform import format_number
@@ -70,44 +71,35 @@ class Stage:
         return text + ("{" + ",".join(options) + "}" if options else "")
 
 
-def _remasker_name(remasker: Remasker) -> str:
-    for name in REMASKERS.names():
-        if REMASKERS.get(name) is type(remasker):
+def _text_name(registry: Registry, component: object, kind: str) -> str:
+    """The registry name of ``component`` if it equals that name's default instance (its text form)."""
+    for name in registry.names():
+        if registry.get(name) is type(component):
             try:
-                default = REMASKERS.build(name)
+                default = registry.build(name)
             except (TypeError, ValueError):  # needs arguments: no instance has a text form
                 break
-            if remasker != default:
+            if component != default:
                 break
             return name
     raise ValueError(
-        f"remasker {remasker!r} is not a registered remasker with default arguments, "
+        f"{kind} {component!r} is not a registered {kind} with default arguments, "
         "so a plan using it has no text form"
     )
+
+
+def _remasker_name(remasker: Remasker) -> str:
+    return _text_name(REMASKERS, remasker, "remasker")
 
 
 def _tracker_name(tracker: object) -> str:
-    for name in CONFIDENCE_TRACKERS.names():
-        if CONFIDENCE_TRACKERS.get(name) is type(tracker) and tracker == CONFIDENCE_TRACKERS.build(name):
-            return name
-    raise ValueError(
-        f"confidence tracker {tracker!r} is not a registered tracker with default arguments, "
-        "so a plan using it has no text form"
-    )
+    return _text_name(CONFIDENCE_TRACKERS, tracker, "confidence tracker")
 
 
 def _unmasking_name(rule: object) -> str:
     from dind.sampling.unmasking import UNMASKING_RULES  # the rules import the sampler's modules
 
-    for name in UNMASKING_RULES.names():
-        if UNMASKING_RULES.get(name) is type(rule):
-            if rule != UNMASKING_RULES.build(name):
-                break
-            return name
-    raise ValueError(
-        f"unmasking rule {rule!r} is not a registered rule with default arguments, "
-        "so a plan using it has no text form"
-    )
+    return _text_name(UNMASKING_RULES, rule, "unmasking rule")
 
 
 def _stages(instance: object, attribute: attrs.Attribute, value: tuple[Stage, ...]) -> None:
