@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
+import cattrs
 import yaml
+from cattrs.gen import make_dict_structure_fn
 
 from dind.data.packing import ChunkFormat
 from dind.validation import non_negative_int, positive_int, positive_number
@@ -92,6 +94,15 @@ class ObjectiveConfig:
     freeze_first_token: bool = True
 
 
+def _plugin_specs(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(f"plugins must be a list of module names or .py paths (got {value!r})")
+    bad = [spec for spec in value if not isinstance(spec, str) or not spec.strip()]
+    if bad:
+        raise ValueError(f"plugins must hold non-empty strings (got {bad!r})")
+    return tuple(value)
+
+
 def _floats(value: Sequence[float]) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
@@ -149,6 +160,7 @@ class TrainConfig:
         validator=attrs.validators.optional([attrs.validators.ge(0.0), attrs.validators.lt(1.0)]),
     )
     trainer: str = "default"
+    plugins: tuple[str, ...] = attrs.field(default=(), converter=_plugin_specs)
     steps: int = attrs.field(default=1000, validator=positive_int)
     batch_size: int = attrs.field(default=32, validator=positive_int)
     micro_batch_size: int | None = attrs.field(default=None, validator=_positive_int_or_null)
@@ -169,30 +181,96 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
+    def build(self, *, overwrite: bool = False) -> Any:
+        """The components and the Trainer this config describes (``dind.training.build.build_trainer``)."""
+        from dind.training.build import build_trainer
+
+        return build_trainer(self, overwrite=overwrite)
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        return _structure(cls, data, prefix="")
+        return _structure(cls, data)
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
         return cls.from_dict(apply_overrides(load_mapping(path), overrides))
 
 
-def _structure(cls: type, data: Mapping[str, Any], *, prefix: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"config section {prefix or '(top)'!r} must be a mapping (got {data!r})")
-    fields = {field.name: field for field in attrs.fields(attrs.resolve_types(cls))}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown config keys {[prefix + key for key in unknown]}; known: {sorted(fields)}")
-    values = {}
-    for name, value in data.items():
-        kind = fields[name].type
-        values[name] = _structure(kind, value, prefix=f"{prefix}{name}.") if attrs.has(kind) else value
-    return cls(**values)
+# component fields: a registry name plus its keyword options. Both spellings are accepted,
+#   block_sizes: bimodal                      block_sizes: {name: bimodal, draft: 4, ...}
+#   block_size_options: {draft: 4, ...}
+# and stored in the first (flat) one, so a config round-trips and diffs key by key.
+COMPONENTS: dict[str, dict[str, str]] = {
+    "model": {"preset": "options"},
+    "data": {"corpus": "corpus_options"},
+    "objective": {"block_sizes": "block_size_options", "schedule": "schedule_options"},
+    "optim": {"lr_schedule": "lr_schedule_options"},
+}
+
+
+def _flatten_components(section: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    for key, options_key in COMPONENTS.get(section, {}).items():
+        spec = data.get(key)
+        if not isinstance(spec, Mapping):
+            continue
+        where = f"{section}.{key}"
+        name = spec.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                f"{where} must be a registry name or a mapping {{name: <registry name>, **options}} "
+                f"(got {dict(spec)!r}: no name)"
+            )
+        if data.get(options_key):
+            raise ValueError(
+                f"{where} gives its options inline, so {section}.{options_key} must be empty "
+                f"(got {dict(spec)!r} and {data[options_key]!r})"
+            )
+        data[key] = name
+        data[options_key] = {k: v for k, v in spec.items() if k != "name"}
+    return data
+
+
+def _section_hook(cls: type, section: str) -> Any:
+    prefix = f"{section}." if section else ""
+    structure = make_dict_structure_fn(cls, _CONVERTER)
+
+    def hook(data: Any, _: type) -> Any:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"config section {prefix or '(top)'!r} must be a mapping (got {data!r})")
+        data = _flatten_components(section, data)
+        known = [field.name for field in attrs.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown config keys {[prefix + key for key in unknown]}; known: {sorted(known)}")
+        return structure(data, cls)
+
+    return hook
+
+
+# cattrs walks the sections; the values themselves go to attrs as given, so the fields' own
+# converters and validators decide (cattrs would turn ``steps: true`` into 1)
+_CONVERTER = cattrs.Converter(detailed_validation=False)
+_CONVERTER.register_structure_hook_func(lambda kind: not attrs.has(kind), lambda value, _: value)
+
+
+# the sections first: TrainConfig's generated hook looks theirs up when it is made
+for _section, _cls in {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "objective": ObjectiveConfig,
+    "variance": VarianceConfig,
+    "optim": OptimConfig,
+    "": TrainConfig,
+}.items():
+    _CONVERTER.register_structure_hook(_cls, _section_hook(attrs.resolve_types(_cls), _section))
+
+
+def _structure(cls: type, data: Mapping[str, Any]) -> Any:
+    return _CONVERTER.structure(data, cls)
 
 
 def load_mapping(path: str | Path) -> dict[str, Any]:
