@@ -10,17 +10,17 @@ import pytest
 import torch
 
 from dind import models
-from dind.training import Trainer, find_checkpoint
+from dind.training import Trainer, build_trainer, find_checkpoint
 
 WORKER = r"""
 import os
 import sys
 import torch
 import torch.distributed as dist
-from dind.training import Trainer, TrainConfig
+from dind.training import TrainConfig, build_trainer
 
 config = TrainConfig.from_file(sys.argv[1], [f"distributed={sys.argv[2]}", "micro_batch_size=2"])
-trainer = Trainer(config)
+trainer = build_trainer(config)
 captured = {}
 step = trainer.optimizer.step
 
@@ -34,7 +34,7 @@ def capture(*args, **kwargs):
 trainer.optimizer.step = capture
 metrics = trainer.train_step()
 trainer.save()  # collective export (FSDP gathers the shards)
-resumed = Trainer(config)
+resumed = build_trainer(config)
 resumed.resume(config.out_dir)
 same = all(torch.equal(a, b) for a, b in zip(resumed.state_dict()["model"].values(),
                                               trainer.state_dict()["model"].values()))
@@ -49,7 +49,7 @@ os._exit(0)
 
 
 def _single_process(config):
-    trainer = Trainer(attrs.evolve(config, out_dir=config.out_dir + "-single"))
+    trainer = build_trainer(attrs.evolve(config, out_dir=config.out_dir + "-single"))
     captured = {}
     step = trainer.optimizer.step
 

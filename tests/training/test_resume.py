@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dind.training import Trainer, find_checkpoint, read_trainer_state
+from dind.training import build_trainer, find_checkpoint, read_trainer_state
 
 OVERRIDES = (
     "steps=4",
@@ -32,20 +32,20 @@ def _assert_same(a, b):
 
 @pytest.mark.parametrize("stop", ["finished", "interrupted"])
 def test_resume_continues_exactly(make_config, tmp_path, monkeypatch, stop):
-    straight = Trainer(make_config(*OVERRIDES, f"out_dir={tmp_path / 'straight'}"))
+    straight = build_trainer(make_config(*OVERRIDES, f"out_dir={tmp_path / 'straight'}"))
     straight.fit()
 
     if stop == "finished":
-        Trainer(make_config(*OVERRIDES, "steps=2", f"out_dir={tmp_path / 'split'}")).fit()
+        build_trainer(make_config(*OVERRIDES, "steps=2", f"out_dir={tmp_path / 'split'}")).fit()
     else:
-        first = Trainer(make_config(*OVERRIDES, f"out_dir={tmp_path / 'split'}"))
+        first = build_trainer(make_config(*OVERRIDES, f"out_dir={tmp_path / 'split'}"))
         original = first.train_step
         monkeypatch.setattr(first, "train_step", lambda: original() if first.step < 2 else _interrupt())
         with pytest.raises(KeyboardInterrupt):
             first.fit()
     assert _final_state(tmp_path / "split")["step"] == 2
 
-    resumed = Trainer(make_config(*OVERRIDES, f"out_dir={tmp_path / 'split'}"))
+    resumed = build_trainer(make_config(*OVERRIDES, f"out_dir={tmp_path / 'split'}"))
     assert resumed.resume(str(tmp_path / "split")) == 2
     resumed.fit()
     _assert_same(_final_state(tmp_path / "straight"), _final_state(tmp_path / "split"))
@@ -56,7 +56,7 @@ def _interrupt():
 
 
 def test_resume_refuses_another_world_size(make_config, tmp_path):
-    trainer = Trainer(make_config("steps=1", "eval_every=null"))
+    trainer = build_trainer(make_config("steps=1", "eval_every=null"))
     trainer.fit()
     state = read_trainer_state(find_checkpoint(tmp_path / "run"))
     state["world_size"] = 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dind.errors import NonFiniteError, OutputExistsError, RunLockedError
-from dind.training import Trainer, find_checkpoint, read_trainer_state
+from dind.training import Trainer, build_trainer, find_checkpoint, read_trainer_state
 from dind.training import checkpointing as ckpt
 from dind.training import command
 from dind.training.metrics import read_metrics
@@ -33,7 +33,7 @@ def _nan_at(trainer, step, monkeypatch):
 
 
 def test_non_finite_loss_stops_and_saves_nothing_of_that_step(make_config, tmp_path, monkeypatch):
-    trainer = Trainer(make_config(*FAST, "steps=4"))
+    trainer = build_trainer(make_config(*FAST, "steps=4"))
     _nan_at(trainer, 3, monkeypatch)
     with pytest.raises(NonFiniteError, match=r"stopped at step 3: the loss is nan.*last save: step 2"):
         trainer.fit()
@@ -45,9 +45,9 @@ def test_non_finite_loss_stops_and_saves_nothing_of_that_step(make_config, tmp_p
 
 
 def test_existing_run_needs_resume_or_overwrite(make_config, tmp_path):
-    Trainer(make_config(*FAST)).fit()
+    build_trainer(make_config(*FAST)).fit()
     with pytest.raises(OutputExistsError, match="already holds a run; pass --resume"):
-        Trainer(make_config(*FAST)).fit()
+        build_trainer(make_config(*FAST)).fit()
     assert _train(["--config", _config_file(make_config, tmp_path), "--overwrite", "steps=1"]) == 0
     assert read_trainer_state(find_checkpoint(tmp_path / "run"))["step"] == 1
     assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1]  # old run gone
@@ -62,12 +62,12 @@ def _config_file(make_config, tmp_path, *overrides):
 def test_lock_refuses_a_second_run_and_is_released(make_config, tmp_path):
     with RunLock(tmp_path / "run"):
         with pytest.raises(RunLockedError, match=r"in use by another training run \(pid \d+ on "):
-            Trainer(make_config(*FAST)).fit()
-    Trainer(make_config(*FAST)).fit()  # released
+            build_trainer(make_config(*FAST)).fit()
+    build_trainer(make_config(*FAST)).fit()  # released
 
 
 def test_resuming_a_copy_writes_to_the_copy(make_config, tmp_path, capsys):
-    Trainer(make_config(*FAST)).fit()
+    build_trainer(make_config(*FAST)).fit()
     shutil.copytree(tmp_path / "run", tmp_path / "copy")
     before = (tmp_path / "run" / "metrics.jsonl").read_text()
     assert _train(["--resume", str(tmp_path / "copy"), "steps=3"]) == 0
@@ -75,13 +75,13 @@ def test_resuming_a_copy_writes_to_the_copy(make_config, tmp_path, capsys):
     assert read_trainer_state(find_checkpoint(tmp_path / "run"))["step"] == 2
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
     with pytest.raises(OutputExistsError, match="other than the resumed checkpoint"):
-        trainer = Trainer(make_config(*FAST))  # out_dir = run, checkpoint from the copy
+        trainer = build_trainer(make_config(*FAST))  # out_dir = run, checkpoint from the copy
         trainer.resume(str(tmp_path / "copy"))
         trainer.fit()
 
 
 def test_kill_and_resume_logs_each_step_once_and_removes_scratch(make_config, tmp_path):
-    Trainer(make_config(*FAST, "steps=4", "keep_every=2")).fit()
+    build_trainer(make_config(*FAST, "steps=4", "keep_every=2")).fit()
     run = tmp_path / "run"
     with (run / "metrics.jsonl").open("a") as handle:
         handle.write('{"kind": "train", "st')  # killed mid-write
@@ -89,7 +89,7 @@ def test_kill_and_resume_logs_each_step_once_and_removes_scratch(make_config, tm
     scratch.mkdir(parents=True)
     (scratch / "model.safetensors").write_bytes(b"partial")
     # resume from step 2 (a kept copy): steps 3 and 4 are redone
-    trainer = Trainer(make_config(*FAST, "steps=4"))
+    trainer = build_trainer(make_config(*FAST, "steps=4"))
     trainer.resume(str(run / "checkpoints" / "step-0000002"))
     trainer.fit()
     steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"]

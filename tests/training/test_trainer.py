@@ -3,7 +3,7 @@ import torch
 import yaml
 
 from dind import models
-from dind.training import TRAINERS, TrainConfig, Trainer, find_checkpoint, read_trainer_state
+from dind.training import TRAINERS, TrainConfig, Trainer, build_trainer, find_checkpoint, read_trainer_state
 from dind.training.metrics import read_metrics
 
 
@@ -15,7 +15,7 @@ def test_short_run_logs_evaluates_and_checkpoints(make_config, tmp_path):
     config = make_config(
         "variance.enabled=true", "variance.batches=2", "variance.widths=[0.5]", "variance.step=0.5"
     )
-    trainer = Trainer(config)
+    trainer = build_trainer(config)
     trainer.fit()
     records = read_metrics(tmp_path / "run" / "metrics.jsonl")
     train = [r for r in records if r["kind"] == "train"]
@@ -41,7 +41,7 @@ def test_short_run_logs_evaluates_and_checkpoints(make_config, tmp_path):
 
 
 def test_interrupt_saves_the_last_completed_step(make_config, tmp_path, monkeypatch):
-    trainer = Trainer(make_config("save_every=null", "eval_every=null"))
+    trainer = build_trainer(make_config("save_every=null", "eval_every=null"))
     original, calls = trainer.train_step, []
 
     def interrupted():
@@ -63,19 +63,19 @@ def test_interrupt_saves_the_last_completed_step(make_config, tmp_path, monkeypa
 
 def test_batch_geometry_and_vocabulary_checks(make_config):
     with pytest.raises(ValueError, match="batch_size must be a multiple"):
-        Trainer(make_config("batch_size=6", "micro_batch_size=4"))
+        build_trainer(make_config("batch_size=6", "micro_batch_size=4"))
     config = make_config(
         "data.tokenizer=bytes" if models.build("micro").vocab_size != 258 else "data.tokenizer=gpt2"
     )
     with pytest.raises(ValueError, match="needs a model vocabulary"):
-        Trainer(config)
+        build_trainer(config)
 
 
 def test_gradient_accumulation_matches_one_big_batch(make_config, tmp_path):
     """Same global batch and noise: 2 micro-steps of 2 rows == 1 step of 4 rows (dropout off)."""
     results = []
     for micro_batch in (4, 2):
-        trainer = Trainer(
+        trainer = build_trainer(
             make_config(
                 f"micro_batch_size={micro_batch}",
                 "steps=1",

@@ -18,9 +18,21 @@ from dind.training.config import (
 )
 from dind.training.distributed import DistributedContext, init_distributed
 from dind.training.ema import ExponentialMovingAverage
+from dind.training.evaluation import Validation, evaluate, search_interval, validation_batch
 from dind.training.loss import DiffusionForward, LossResult, block_diffusion_logits, nelbo, nelbo_from_logits
 from dind.training.objective import NoiseDraw, Objective, sample_nelbo
-from dind.training.optim import LR_SCHEDULES, ConstantWithWarmup, CosineWithWarmup, LRSchedule, build_adamw
+from dind.training.optim import (
+    LR_SCHEDULES,
+    ConstantWithWarmup,
+    CosineWithWarmup,
+    LRSchedule,
+    build_adamw,
+    lambda_lr,
+    seek,
+)
+from dind.training.settings import TrainBatches, TrainingData, TrainSettings
+from dind.training.setup import build_trainer
+from dind.training.state import load_training_state, training_state
 from dind.training.trainer import TRAINERS, Trainer
 from dind.training.variance import (
     FULL_RANGE,
@@ -51,25 +63,37 @@ __all__ = [
     "ObjectiveConfig",
     "OptimConfig",
     "SearchResult",
+    "TrainBatches",
     "TrainConfig",
+    "TrainSettings",
     "Trainer",
+    "TrainingData",
+    "Validation",
     "VarianceConfig",
     "apply_overrides",
     "atomic_directory",
     "block_diffusion_logits",
     "build_adamw",
+    "build_trainer",
     "candidate_intervals",
     "check_divides",
     "clipped_schedule_search",
     "disable_activation_checkpointing",
     "enable_activation_checkpointing",
+    "evaluate",
     "find_checkpoint",
     "init_distributed",
+    "lambda_lr",
+    "load_training_state",
     "load_mapping",
     "nelbo",
     "nelbo_from_logits",
     "read_trainer_state",
     "sample_nelbo",
     "sampling_interval",
+    "search_interval",
+    "seek",
     "set_sampling_interval",
+    "training_state",
+    "validation_batch",
 ]

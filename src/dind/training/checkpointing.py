@@ -62,17 +62,23 @@ def write_checkpoint(
     *,
     export_model: torch.nn.Module,
     trainer_state: dict[str, Any],
-    config_yaml: str,
+    config_yaml: str | None,
+    periodic: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write ``export_model`` (already holding the weights to publish: the EMA) in BD3-LM format
-    with the trainer state next to it, atomically."""
+    with the trainer state next to it, atomically; ``config_yaml`` (None: a run built from objects,
+    no config to record) goes to train_config.yaml; ``periodic``: also copy it there (kept)."""
     from dind import models
 
     with atomic_directory(directory) as staged:
         models.save_pretrained(export_model, staged)
         staged.mkdir(parents=True, exist_ok=True)
         torch.save(trainer_state, staged / TRAINER_STATE)
-        (staged / TRAIN_CONFIG).write_text(config_yaml)
+        if config_yaml is not None:
+            (staged / TRAIN_CONFIG).write_text(config_yaml)
+    if periodic is not None:
+        with atomic_directory(periodic) as staged:
+            shutil.copytree(directory, staged)
     return Path(directory)
 
 

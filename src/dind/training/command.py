@@ -95,8 +95,9 @@ def _report_changes(resume: str, config: TrainConfig, step: int) -> None:
 
 
 def _rates(config: TrainConfig, steps: int) -> list[float]:
-    from dind.training.setup import build_lr_schedule
+    from dind.training.setup import build_lr_schedule, load_plugins
 
+    load_plugins(config)  # a schedule may come from a plugin
     schedule = build_lr_schedule(config.optim, config.steps)
     return [config.optim.lr * schedule.factor(k) for k in range(steps)]
 
@@ -139,7 +140,7 @@ def _resume_path(option: str | None, config: TrainConfig) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dind.training.trainer import TRAINERS
+    from dind.training.setup import build_trainer
 
     config = resolve_config(args)
     if args.print_config:
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     resume = _resume_path(args.resume, config)
     check_out_dir(config.out_dir, resume_from=resume, overwrite=args.overwrite)  # before any work
-    trainer = TRAINERS.build(config.trainer, config=config, overwrite=args.overwrite)
+    trainer = build_trainer(config, overwrite=args.overwrite)
     if resume is not None:
         step = trainer.resume(resume)
         if trainer.context.is_main:

@@ -182,8 +182,8 @@ class TrainConfig:
         return attrs.asdict(self)
 
     def build(self, *, overwrite: bool = False) -> Any:
-        """The components and the Trainer this config describes (``dind.training.build.build_trainer``)."""
-        from dind.training.build import build_trainer
+        """The components and the Trainer this config describes (``dind.training.setup.build_trainer``)."""
+        from dind.training.setup import build_trainer
 
         return build_trainer(self, overwrite=overwrite)
 

@@ -72,3 +72,28 @@ class _NoBar:
     def set_postfix(self, *args: Any, **kwargs: Any) -> None: ...
 
     def close(self) -> None: ...
+
+
+def train_record(
+    window: list[dict[str, float]],
+    step: int,
+    tokens_seen: int,
+    interval: tuple[float, float],
+    tokens_per_s: float,
+    elapsed: float,
+) -> dict[str, Any]:
+    """The ``train`` line for the steps in ``window`` (their ``train_step`` metrics): means of
+    loss, nll and masked_fraction; the last step's lr and grad_norm."""
+    means = {key: sum(m[key] for m in window) / len(window) for key in ("loss", "nll", "masked_fraction")}
+    return {
+        "kind": "train",
+        "step": step,
+        **means,
+        "lr": window[-1]["lr"],
+        "grad_norm": window[-1]["grad_norm"],
+        "tokens_per_s": tokens_per_s,
+        "tokens_seen": tokens_seen,
+        "eps_min": interval[0],
+        "eps_max": interval[1],
+        "elapsed_s": elapsed,
+    }

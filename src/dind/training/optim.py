@@ -1,7 +1,8 @@
 """AdamW and learning-rate schedules.
 
-A schedule is a pure function of the optimizer step (``factor(step)`` multiplies the base rate),
-so the trainer state only needs the step number to resume it exactly.
+A schedule is a pure function of the optimizer step (``factor(step)`` multiplies the base rate);
+``lambda_lr`` turns one into a ``torch.optim.lr_scheduler.LambdaLR`` (the object the Trainer
+takes), and ``seek`` puts a scheduler at a step, so resuming needs only the step number.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from dind.registry import Registry
 from dind.validation import non_negative_int
@@ -80,6 +82,26 @@ def build_adamw(
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
 
 
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+def lambda_lr(optimizer: torch.optim.Optimizer, schedule: LRSchedule) -> LambdaLR:
+    """A LambdaLR whose rate at optimizer step k (0-based) is ``base_lr * schedule.factor(k)``:
+    the optimizer's current ``lr`` becomes the base rate; call ``scheduler.step()`` after each
+    ``optimizer.step()``."""
+    if not isinstance(schedule, LRSchedule):
+        raise TypeError(f"schedule must have factor(step) -> float (got {type(schedule).__name__})")
+
+    def factor(step: int) -> float:  # a plain function: LambdaLR's state_dict then stores no lambda
+        return schedule.factor(step)
+
+    return LambdaLR(optimizer, factor)
+
+
+def seek(scheduler: LambdaLR, step: int) -> None:
+    """Put ``scheduler`` (and its optimizer's rates) at optimizer step ``step``, keeping its own
+    base rates and lambdas (a resumed run follows the schedule it was given from ``step`` on)."""
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative integer (got {step!r})")
+    rates = [base * fn(step) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)]
+    for group, base, rate in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, rates, strict=True):
+        group["initial_lr"], group["lr"] = base, rate
+    scheduler.last_epoch = step
+    scheduler._last_lr = rates  # what get_last_lr() answers

@@ -1,12 +1,20 @@
-"""Config -> objects: the one place in training where names become components."""
+"""Config -> objects: the one place in training where names become components.
+
+``build_trainer(config)`` (also ``TrainConfig.build()``) loads the config's plugins, then builds
+the model, objective, data, optimizer and LambdaLR and hands them to the registered trainer. Each
+``build_*`` is usable alone, to build some pieces from a config and make others by hand.
+"""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from dind.data import CORPORA, TOKENIZERS, ChunkBatches, TokenChunks, Tokenizer, build_token_cache
 from dind.schedules import SCHEDULES, TIME_SAMPLERS
@@ -16,27 +24,62 @@ from dind.training.block_sizes import (
     check_divides,
     parse_block_sizes,
 )
+from dind.registry import Registry, RegistryError
 from dind.training.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrainConfig
-from dind.training.distributed import DistributedContext
+from dind.training.distributed import DistributedContext, init_distributed
 from dind.training.objective import Objective
-from dind.training.optim import LR_SCHEDULES, LRSchedule
+from dind.training.optim import LR_SCHEDULES, LRSchedule, build_adamw, lambda_lr
+from dind.training.settings import TrainingData, TrainSettings
 
 DEFAULT_CACHE = Path("~/.cache/dind/tokens")
 
 
+def build_component(registry: Registry[Any], name: str, options: dict[str, Any], *, key: str, **given: Any) -> Any:
+    """``registry``'s ``name`` built with ``options`` (and the ``given`` arguments the caller
+    supplies); errors name the config key: an unknown name lists the known ones, an unknown option
+    lists the accepted ones."""
+    try:
+        factory = registry.get(name)
+    except RegistryError as error:
+        raise RegistryError(f"{key}: {error}") from None
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: let the call decide
+        return factory(**given, **options)
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        accepted = [n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            shown = [n for n in accepted if n not in given]
+            raise ValueError(f"{key} {name!r} does not take options {unknown} (accepted: {shown})")
+    return factory(**given, **options)
+
+
+def load_plugins(config: TrainConfig) -> None:
+    """Import the config's ``plugins`` (before any name is looked up)."""
+    from dind.plugins import load_plugin
+
+    for spec in config.plugins:
+        load_plugin(spec)
+
+
 def build_model(config: ModelConfig) -> nn.Module:
     """A fresh preset, or a BD3-LM-format checkpoint when ``init`` is set (fine-tuning)."""
-    from dind import models
+    from dind import load, models
 
     if config.init is not None:
         if config.options:
             raise ValueError(f"model.options cannot change a checkpoint's model (got {config.options})")
-        return models.from_pretrained(config.init)
+        return load(config.init)
+    try:
+        models.PRESETS.get(config.preset)
+    except RegistryError as error:
+        raise RegistryError(f"model.preset: {error}") from None
     return models.build(config.preset, **config.options)
 
 
 def build_tokenizer(config: DataConfig, model: nn.Module) -> Tokenizer:
-    tokenizer = TOKENIZERS.build(config.tokenizer)
+    tokenizer = build_component(TOKENIZERS, config.tokenizer, {}, key="data.tokenizer")
     if tokenizer.model_vocab_size != model.vocab_size or tokenizer.mask_id != model.mask_id:
         raise ValueError(
             f"tokenizer {config.tokenizer!r} needs a model vocabulary of {tokenizer.model_vocab_size} with "
@@ -57,7 +100,9 @@ def build_block_sizes(config: ObjectiveConfig) -> BlockSizeDistribution:
     """A registry name with ``block_size_options`` ("bimodal" + {draft: 4, ...}), or the text form
     alone ("bimodal:4,1024,0.1", "fixed:4", "uniform:4,16,64")."""
     if ":" not in config.block_sizes:
-        return BLOCK_SIZE_DISTRIBUTIONS.build(config.block_sizes, **config.block_size_options)
+        return build_component(
+            BLOCK_SIZE_DISTRIBUTIONS, config.block_sizes, config.block_size_options, key="objective.block_sizes"
+        )
     if config.block_size_options:
         raise ValueError(
             "objective.block_size_options must be empty when objective.block_sizes is in text form "
@@ -71,8 +116,8 @@ def build_objective(config: ObjectiveConfig, length: int) -> Objective:
     check_divides(distribution, length)
     return Objective(
         block_sizes=distribution,
-        schedule=SCHEDULES.build(config.schedule, **config.schedule_options),
-        time_sampler=TIME_SAMPLERS.build(config.time_sampler),
+        schedule=build_component(SCHEDULES, config.schedule, config.schedule_options, key="objective.schedule"),
+        time_sampler=build_component(TIME_SAMPLERS, config.time_sampler, {}, key="objective.time_sampler"),
         block_size_draw=config.block_size_draw,
         resample=config.resample,
         freeze_first_token=config.freeze_first_token,
@@ -80,20 +125,22 @@ def build_objective(config: ObjectiveConfig, length: int) -> Objective:
 
 
 def build_lr_schedule(config: OptimConfig, total_steps: int) -> LRSchedule:
-    return LR_SCHEDULES.build(
+    return build_component(
+        LR_SCHEDULES,
         config.lr_schedule,
+        config.lr_schedule_options,
+        key="optim.lr_schedule",
         warmup_steps=config.warmup_steps,
         total_steps=total_steps,
-        **config.lr_schedule_options,
     )
 
 
 def build_data(
     config: DataConfig, tokenizer: Tokenizer, length: int, context: DistributedContext, seed: int
-) -> tuple[ChunkBatches, TokenChunks]:
-    """(training batches in seeded order, validation chunks). The token cache is built once, by the
-    main rank; the others wait for it."""
-    source = CORPORA.build(config.corpus, **config.corpus_options)
+) -> TrainingData:
+    """Training batches in seeded order and the validation chunks. The token cache is built once,
+    by the main rank; the others wait for it."""
+    source = build_component(CORPORA, config.corpus, config.corpus_options, key="data.corpus")
     cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else DEFAULT_CACHE.expanduser()
     arguments: dict[str, Any] = {
         "validation_fraction": config.validation_fraction,
@@ -105,22 +152,47 @@ def build_data(
     cache = build_token_cache(source, tokenizer, cache_dir, **arguments)  # found, not rebuilt
     train = TokenChunks.open(cache, "train", length, config.chunk_format)
     validation = TokenChunks.open(cache, "validation", length, config.chunk_format)
-    return ChunkBatches(train, seed=seed, shuffle=config.shuffle), validation
+    return TrainingData(ChunkBatches(train, seed=seed, shuffle=config.shuffle), validation, length)
 
 
-def batch_geometry(config: TrainConfig, world_size: int) -> tuple[int, int]:
-    """(micro-batch rows per process, accumulation steps) for the global ``batch_size``."""
-    micro = config.micro_batch_size or config.batch_size // world_size
-    if micro < 1 or config.batch_size % (micro * world_size):
-        raise ValueError(
-            "batch_size must be a multiple of micro_batch_size * world size "
-            f"(got {config.batch_size}, {config.micro_batch_size}, world size {world_size})"
-        )
-    return micro, config.batch_size // (micro * world_size)
+def build_optimizer(config: OptimConfig, model: nn.Module, total_steps: int) -> tuple[torch.optim.Optimizer, LambdaLR]:
+    """AdamW over ``model``'s parameters and the LambdaLR of the config's schedule."""
+    optimizer = build_adamw(
+        model.named_parameters(),
+        lr=config.lr,
+        betas=config.betas,
+        eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+    return optimizer, lambda_lr(optimizer, build_lr_schedule(config, total_steps))
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast: always for "bf16", on CUDA for "auto"; None = fp32."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
+def build_trainer(config: TrainConfig, *, overwrite: bool = False, model: nn.Module | None = None) -> Any:
+    """The components ``config`` describes and the trainer (``config.trainer``) holding them;
+    ``model``: a ready model instead of ``config.model``'s."""
+    from dind.training.trainer import TRAINERS
+
+    load_plugins(config)
+    trainer_class = TRAINERS.get(config.trainer)
+    settings = TrainSettings.from_config(config)
+    context = init_distributed(config.distributed, config.device)
+    settings.batch_geometry(context.world_size)  # fail before any work
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    model = build_model(config.model) if model is None else model
+    torch.manual_seed(config.seed + context.rank)  # dropout differs between ranks
+    tokenizer = build_tokenizer(config.data, model)
+    length = sequence_length(config.data, model)
+    objective = build_objective(config.objective, length)
+    data = build_data(config.data, tokenizer, length, context, config.seed)
+    optimizer, scheduler = build_optimizer(config.optim, model, config.steps)
+    return trainer_class(
+        model,
+        objective,
+        data,
+        optimizer,
+        scheduler,
+        context=context,
+        config=config,
+        overwrite=overwrite,
+        **attrs.asdict(settings, recurse=False),
+    )

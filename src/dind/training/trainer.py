@@ -1,13 +1,17 @@
-"""The default trainer: mixed-scale block-diffusion training with exact resumption.
+"""The default trainer: mixed-scale block-diffusion training of built components, with exact
+resumption.
 
-One optimizer step reads the next global batch (every rank reads the same rows) and draws the
-noise for all of it from the trainer's generator; the rows are then split into ``accumulation``
-micro-steps x ranks. So the world size and the accumulation only regroup the rows: the step's
-gradient is the same (up to float summation order) however the batch is spread.
+``Trainer(model, objective, data, optimizer, scheduler, **settings)`` takes objects (a DiT, an
+``Objective``, ``TrainingData``, a torch optimizer over the model's parameters, a ``LambdaLR`` on
+that optimizer) and the plain ``TrainSettings``; ``TrainConfig.build()`` makes all of them from a
+config. One optimizer step reads the next global batch (every rank reads the same rows) and draws
+the noise for all of it from the trainer's generator; the rows are then split into
+``accumulation`` micro-steps x ranks. So the world size and the accumulation only regroup the
+rows: the step's gradient is the same (up to float summation order) however the batch is spread.
 
 Everything a step consumes (data position, the noise generator, the global RNG for dropout,
-optimizer, EMA, the sampling interval in the model's buffers) is in the checkpoint, so
-N steps + resume + N steps equals 2N steps.
+optimizer, scheduler position, EMA, the sampling interval in the model's buffers) is in the
+checkpoint (``dind.training.state``), so N steps + resume + N steps equals 2N steps.
 """
 
 from __future__ import annotations
@@ -22,78 +26,95 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from dind.errors import NonFiniteError
 from dind.registry import Registry
+from dind.training import checkpointing as ckpt
 from dind.training import rundir
+from dind.training import state as checkpoint_state
 from dind.training.activation_checkpointing import enable_activation_checkpointing
+from dind.training.block_sizes import check_divides
 from dind.training.config import TrainConfig
-from dind.training.distributed import gradient_sync, init_distributed, unwrap, wrap
+from dind.training.distributed import DistributedContext, gradient_sync, init_distributed, unwrap, wrap
 from dind.training.ema import ExponentialMovingAverage
-from dind.training.evaluation import Evaluator
+from dind.training.evaluation import Validation, eval_record, variance_record
 from dind.training.loss import DiffusionForward
-from dind.training.metrics import MetricsLog, Throughput, progress_bar
-from dind.training.optim import build_adamw, set_learning_rate
-from dind.training.setup import (
-    autocast_dtype,
-    batch_geometry,
-    build_data,
-    build_lr_schedule,
-    build_model,
-    build_objective,
-    build_tokenizer,
-    sequence_length,
-)
+from dind.training.metrics import MetricsLog, Throughput, progress_bar, train_record
+from dind.training.objective import Objective
 from dind.training.rundir import RunLock
-from dind.training.state import TrainerStateMixin
-from dind.training.variance import sampling_interval
+from dind.training.settings import TrainingData, TrainSettings
+from dind.training.variance import sampling_interval, set_sampling_interval
+from dind.training.wiring import autocast_dtype, check_components, rebind_sharded
 
 TRAINERS: Registry[Any] = Registry("trainers", entry_point_group="dind.trainers")
 
 
 @TRAINERS.register("default")
-class Trainer(TrainerStateMixin):
-    """Build with a TrainConfig (and optionally a ready model), then ``fit()``; ``resume(path)``
-    first to continue a run."""
+class Trainer:
+    """Train built components; ``fit()`` runs to ``steps``; ``resume(path)`` first continues a run.
 
-    def __init__(self, config: TrainConfig, *, model: nn.Module | None = None, overwrite: bool = False):
-        self.config = config
-        self.overwrite = overwrite  # replace a run already in out_dir (else fit() refuses)
+    ``data``: ``TrainingData``; ``settings``: the fields of ``TrainSettings`` (steps, batch_size,
+    out_dir, ema_decay, precision, eval/save cadence, ...); ``context``: the process group (default:
+    one process on CUDA if available); ``config``: the TrainConfig recorded in the run directory
+    and its checkpoints (what ``dind train --resume DIR`` continues with), if any; ``overwrite``:
+    replace a run already in out_dir (else ``fit()`` refuses)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        data: TrainingData,
+        optimizer: torch.optim.Optimizer,
+        scheduler: LambdaLR,
+        *,
+        context: DistributedContext | None = None,
+        config: TrainConfig | None = None,
+        overwrite: bool = False,
+        **settings: Any,
+    ):
+        self.settings = settings = TrainSettings(**settings)
+        check_components(model, objective, optimizer, scheduler)
+        if not isinstance(data, TrainingData):
+            raise TypeError(f"data must be a dind.training.TrainingData (got {type(data).__name__})")
+        check_divides(objective.block_sizes, data.length)
+        if data.validation is None and (settings.eval_every is not None or settings.variance.enabled):
+            raise ValueError("data.validation must be given when eval_every or variance.enabled is set")
+        self.config, self.overwrite = config, overwrite
         self.resumed_from: Path | None = None
         self.saved_step: int | None = None  # the step the last completed save holds
-        self.context = init_distributed(config.distributed, config.device)
-        torch.manual_seed(config.seed)  # the same initial weights on every rank
-        self.model = build_model(config.model) if model is None else model
-        torch.manual_seed(config.seed + self.context.rank)  # dropout differs between ranks
-        self.generator = torch.Generator().manual_seed(config.seed)  # noise: shared by all ranks
-        self.tokenizer = build_tokenizer(config.data, self.model)
-        self.length = sequence_length(config.data, self.model)
-        self.objective = build_objective(config.objective, self.length)
-        self.micro_batch, self.accumulation = batch_geometry(config, self.context.world_size)
-        self.train_batches, validation = build_data(
-            config.data, self.tokenizer, self.length, self.context, config.seed
-        )
-        fsdp = config.distributed == "fsdp"
-        self.export_model = copy.deepcopy(self.model) if fsdp and self.context.is_main else None
-        self.model.to(self.context.device).train()  # from_pretrained returns eval mode
-        if config.activation_checkpointing:
-            enable_activation_checkpointing(self.model)
-        self.forward = wrap(DiffusionForward(self.model), self.context)
-        self.optimizer = build_adamw(
-            self.forward.named_parameters(),
-            lr=config.optim.lr,
-            betas=config.optim.betas,
-            eps=config.optim.eps,
-            weight_decay=config.optim.weight_decay,
-        )
-        self.lr_schedule = build_lr_schedule(config.optim, config.steps)
+        self.context = context or init_distributed("none", "auto")
+        self.model, self.objective, self.data = model, objective, data
+        self.train_batches, self.length = data.train, data.length
+        self.generator = torch.Generator().manual_seed(settings.seed)  # noise: shared by all ranks
+        self.micro_batch, self.accumulation = settings.batch_geometry(self.context.world_size)
+        fsdp = self.context.mode == "fsdp"
+        self.export_model = copy.deepcopy(model) if fsdp and self.context.is_main else None
+        names = {id(parameter): name for name, parameter in model.named_parameters()}
+        model.to(self.context.device).train()  # from_pretrained returns eval mode
+        if settings.activation_checkpointing:
+            enable_activation_checkpointing(model)
+        self.forward = wrap(DiffusionForward(model), self.context)
+        if fsdp:
+            rebind_sharded(optimizer, names, model)
+        self.optimizer, self.scheduler = optimizer, scheduler
         self.ema = None
-        if config.ema_decay is not None:
-            self.ema = ExponentialMovingAverage(unwrap(self.forward), config.ema_decay)
-        self.autocast = autocast_dtype(config.precision, self.context.device)
-        self.evaluator = Evaluator(self, validation, forward=self.forward if fsdp else unwrap(self.forward))
+        if settings.ema_decay is not None:
+            self.ema = ExponentialMovingAverage(unwrap(self.forward), settings.ema_decay)
+        self.autocast = autocast_dtype(settings.precision, self.context.device)
+        self.validation = Validation(
+            self.forward if fsdp else unwrap(self.forward),  # FSDP needs its hooks
+            objective,
+            data.validation,
+            rows=self.micro_batch,
+            batches=settings.eval_batches,
+            seed=settings.seed,
+            variance=settings.variance,
+            mask_id=model.mask_id,
+            context=self.context,
+        )
         self.step, self.tokens_seen = 0, 0
-        self.out_dir = Path(config.out_dir)
+        self.out_dir = Path(settings.out_dir)
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.context.is_main)
 
     def autocast_context(self) -> Any:
@@ -112,11 +133,10 @@ class Trainer(TrainerStateMixin):
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns its (global) metrics."""
-        lr = self.config.optim.lr * self.lr_schedule.factor(self.step)
-        set_learning_rate(self.optimizer, lr)
+        lr = float(self.optimizer.param_groups[0]["lr"])  # the scheduler's rate for this step
         low, high = sampling_interval(self.model)
         rank, rows, world = self.context.rank, self.micro_batch, self.context.world_size
-        clean = self.train_batches.next(self.config.batch_size)
+        clean = self.train_batches.next(self.settings.batch_size)
         draw = self.objective.draw(
             clean, mask_id=self.model.mask_id, low=low, high=high, generator=self.generator
         )
@@ -149,11 +169,12 @@ class Trainer(TrainerStateMixin):
                 "check the data and the model"
             )
         self.optimizer.step()
+        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(unwrap(self.forward))
         self.step += 1
-        self.tokens_seen += self.config.batch_size * self.length
+        self.tokens_seen += self.settings.batch_size * self.length
         return {
             "loss": local_loss,
             "nll": nll,
@@ -163,14 +184,19 @@ class Trainer(TrainerStateMixin):
         }
 
     def _clip_gradients(self) -> float:
-        limit = self.config.optim.grad_clip
+        limit = self.settings.grad_clip
         norm = torch.nn.utils.clip_grad_norm_(self.forward.parameters(), math.inf if limit is None else limit)
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         return float(norm)
 
     def fit(self) -> dict[str, Any]:
-        """Train to ``config.steps``; saves on the cadence, at the end and on KeyboardInterrupt."""
-        config, main = self.config, self.context.is_main
+        """Train to ``steps``; saves on the cadence, at the end and on KeyboardInterrupt."""
+        config, main = self.settings, self.context.is_main
+        if self.scheduler.last_epoch != self.step:
+            raise ValueError(
+                f"scheduler must be at the trainer's step (got last_epoch {self.scheduler.last_epoch}, "
+                f"step {self.step}); do not step it outside the Trainer"
+            )
         with ExitStack() as stack:
             if main:
                 stack.enter_context(self._open_run_directory())
@@ -191,28 +217,34 @@ class Trainer(TrainerStateMixin):
             rundir.remove_scratch(self.out_dir)
             if self.resumed_from is not None:
                 rundir.truncate_metrics(self.metrics.path, self.step)
-            (self.out_dir / "config.yaml").write_text(self.config.to_yaml())
+            if self.config is not None:
+                (self.out_dir / "config.yaml").write_text(self.config.to_yaml())
             yield
 
     def _fit(self, bar: Any) -> dict[str, Any]:
-        config = self.config
+        config = self.settings
         throughput, started, last_eval = Throughput(), time.perf_counter(), None
         window: list[dict[str, float]] = []
         if config.eval_every is not None and config.eval_at_start and self.step == 0:
-            last_eval = self.evaluator.run_and_log()  # the curve's starting point
+            last_eval = self.evaluate_and_log()  # the curve's starting point
         try:
             while self.step < config.steps:
-                snapshot, step_started = self.snapshot(), time.perf_counter()
+                snapshot = checkpoint_state.step_snapshot(self.train_batches, self.generator)
+                step_started = time.perf_counter()
                 try:
                     metrics = self.train_step()
-                except KeyboardInterrupt:
-                    self.restore_snapshot(snapshot)  # the interrupted step never happened
+                except KeyboardInterrupt:  # the interrupted step never happened
+                    checkpoint_state.restore_step_snapshot(snapshot, self.train_batches, self.generator)
+                    self.optimizer.zero_grad(set_to_none=True)
                     raise
                 throughput.add(config.batch_size * self.length, time.perf_counter() - step_started)
                 window.append(metrics)
                 bar.update(1)
                 if self.step % config.log_every == 0 or self.step == config.steps:
-                    record = self._log_record(window, throughput.rate(), time.perf_counter() - started)
+                    record = train_record(
+                        window, self.step, self.tokens_seen, sampling_interval(self.model),
+                        throughput.rate(), time.perf_counter() - started,
+                    )  # fmt: skip
                     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
                     self.metrics.write(record)
                     window = []
@@ -221,44 +253,92 @@ class Trainer(TrainerStateMixin):
             self.save()
             raise
         if config.eval_every is not None and last_eval != self.step:
-            last_eval = self.evaluator.run_and_log()
+            last_eval = self.evaluate_and_log()
         self.save(periodic=config.keep_every is not None and self.step % config.keep_every == 0)
         return {"step": self.step, "tokens_seen": self.tokens_seen, "out_dir": str(self.out_dir)}
 
     def _periodic_work(self, last_eval: int | None) -> int | None:
-        config, step = self.config, self.step
+        config, step = self.settings, self.step
         variance = config.variance
         evaluating = config.eval_every is not None and step % config.eval_every == 0
         if evaluating:
-            last_eval = self.evaluator.run_and_log()  # searches too when variance.at_validation
+            last_eval = self.evaluate_and_log()  # searches too when variance.at_validation
         searched = evaluating and variance.enabled and variance.at_validation
         if variance.enabled and variance.every is not None and step % variance.every == 0 and not searched:
-            self.evaluator.search_and_log()
+            self.search_and_log()
         periodic = config.keep_every is not None and step % config.keep_every == 0
         if periodic or (config.save_every is not None and step % config.save_every == 0):
             self.save(periodic=periodic)
         return last_eval
 
-    def _log_record(
-        self, window: list[dict[str, float]], tokens_per_s: float, elapsed: float
-    ) -> dict[str, Any]:
-        low, high = sampling_interval(self.model)
-        means = {key: sum(m[key] for m in window) / len(window) for key in ("loss", "nll", "masked_fraction")}
-        return {
-            "kind": "train",
-            "step": self.step,
-            **means,
-            "lr": window[-1]["lr"],
-            "grad_norm": window[-1]["grad_norm"],
-            "tokens_per_s": tokens_per_s,
-            "tokens_seen": self.tokens_seen,
-            "eps_min": low,
-            "eps_max": high,
-            "elapsed_s": elapsed,
-        }
-
     def log(self, record: dict[str, Any]) -> None:
         self.metrics.write({"step": self.step, **record})
 
-    def gathered(self, value: Tensor) -> Tensor:
-        return self.context.all_reduce_sum(value)
+    @contextmanager
+    def evaluation_mode(self) -> Iterator[None]:
+        """EMA weights, dropout off, no gradients, the training autocast."""
+        self.model.eval()
+        try:
+            with torch.no_grad(), self.ema_weights(), self.autocast_context():
+                yield
+        finally:
+            self.model.train()
+
+    def evaluate_and_log(self) -> int:
+        with self.evaluation_mode():
+            record = self.validation.evaluate()
+        if self.settings.variance.enabled and self.settings.variance.at_validation:
+            self.search_and_log()
+        self.log(eval_record(record))
+        return self.step
+
+    def search_and_log(self) -> None:
+        """The clipped-schedule search; writes the best interval into the model's buffers."""
+        with self.evaluation_mode():
+            result = self.validation.search()
+        set_sampling_interval(self.model, result.best)
+        self.log(variance_record(result))
+
+    def _parts(self) -> dict[str, Any]:
+        return {
+            "forward": self.forward,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "ema": self.ema,
+            "generator": self.generator,
+            "data": self.train_batches,
+            "context": self.context,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """``state.training_state`` of this trainer (a collective under DDP/FSDP)."""
+        return checkpoint_state.training_state(**self._parts(), step=self.step, tokens_seen=self.tokens_seen)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.tokens_seen = checkpoint_state.load_training_state(state, **self._parts())
+
+    def resume(self, path: str | Path) -> int:
+        """Continue from a checkpoint directory or a run's out_dir; returns the step reached."""
+        checkpoint = ckpt.find_checkpoint(path)
+        self.load_state_dict(ckpt.read_trainer_state(checkpoint))
+        self.resumed_from = checkpoint
+        if rundir.run_dir_of(checkpoint) == self.out_dir.resolve():
+            self.saved_step = self.step
+        return self.step
+
+    def save(self, *, periodic: bool = False) -> None:
+        """Write ``checkpoints/latest`` (and ``checkpoints/step-N`` when ``periodic``) atomically."""
+        state = self.state_dict()
+        root = ckpt.checkpoint_root(self.out_dir)
+        parts = {"forward": self.forward, "model": self.model, "ema": self.ema, "context": self.context}
+        with checkpoint_state.exported_model(**parts, export_model=self.export_model) as export:
+            if self.context.is_main:
+                ckpt.write_checkpoint(
+                    root / ckpt.LATEST,
+                    export_model=export,
+                    trainer_state=state,
+                    config_yaml=None if self.config is None else self.config.to_yaml(),
+                    periodic=root / ckpt.periodic_name(self.step) if periodic else None,
+                )
+                self.saved_step = self.step
+        self.context.barrier()

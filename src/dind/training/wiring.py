@@ -1,0 +1,43 @@
+"""Checks and glue between the Trainer's built components (kept out of the Trainer's module)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from dind.training.objective import Objective
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast: always for "bf16", on CUDA for "auto"; None = fp32."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def rebind_sharded(optimizer: torch.optim.Optimizer, names: dict[int, str], model: nn.Module) -> None:
+    """FSDP2 replaces the parameters with sharded ones: point the (fresh) optimizer at those."""
+    if optimizer.state:
+        raise ValueError("optimizer must not have taken a step before an FSDP Trainer shards the model")
+    current = dict(model.named_parameters())
+    for group in optimizer.param_groups:
+        group["params"] = [current[names[id(parameter)]] for parameter in group["params"]]
+
+
+def check_components(model: nn.Module, objective: Any, optimizer: Any, scheduler: Any) -> None:
+    if not isinstance(objective, Objective):
+        raise TypeError(f"objective must be a dind.training.Objective (got {type(objective).__name__})")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer (got {type(optimizer).__name__})")
+    if not isinstance(scheduler, LambdaLR) or scheduler.optimizer is not optimizer:
+        raise TypeError(
+            "scheduler must be a torch.optim.lr_scheduler.LambdaLR on the optimizer given "
+            f"(got {type(scheduler).__name__}; dind.training.lambda_lr(optimizer, schedule) makes one)"
+        )
+    mine = {id(p) for p in model.parameters()}
+    foreign = sum(id(p) not in mine for group in optimizer.param_groups for p in group["params"])
+    if foreign:
+        raise ValueError(f"optimizer must hold the model's parameters only (got {foreign} other tensors)")
