@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-
 from typing import Any
 
 from dind.training.checkpointing import TRAIN_CONFIG, find_checkpoint
-from dind.training.rundir import check_out_dir, run_dir_of
 from dind.training.config import TrainConfig, apply_overrides
+from dind.training.rundir import check_out_dir, run_dir_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -245,7 +245,9 @@ def _section_hook(cls: type, section: str) -> Any:
         known = [field.name for field in attrs.fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown config keys {[prefix + key for key in unknown]}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown config keys {[prefix + key for key in unknown]}; known: {sorted(known)}"
+            )
         return structure(data, cls)
 
     return hook

@@ -3,6 +3,7 @@ how often, where to). Components (model, objective, optimizer, scheduler) are pa
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -44,6 +45,32 @@ class TrainingData:
     validation: Any
     length: int = attrs.field(validator=positive_int)
 
+    @classmethod
+    def from_corpus(
+        cls,
+        source: Any,
+        tokenizer: Any,
+        *,
+        length: int,
+        cache_dir: str | os.PathLike[str],
+        validation_fraction: float = 0.05,
+        split_seed: int = 0,
+        chunk_format: str = "bos",
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> TrainingData:
+        """Tokenise ``source`` (a ``dind.data`` corpus) once into ``cache_dir`` (found, not rebuilt,
+        later), cut both splits into chunks of ``length``, read the training split in an order
+        seeded by ``seed``."""
+        from dind.data import ChunkBatches, TokenChunks, build_token_cache
+
+        cache = build_token_cache(
+            source, tokenizer, cache_dir, validation_fraction=validation_fraction, split_seed=split_seed
+        )
+        train = TokenChunks.open(cache, "train", length, chunk_format)
+        validation = TokenChunks.open(cache, "validation", length, chunk_format)
+        return cls(ChunkBatches(train, seed=seed, shuffle=shuffle), validation, length)
+
 
 @attrs.frozen
 class TrainSettings:
@@ -84,4 +111,3 @@ class TrainSettings:
                 f"(got {self.batch_size}, {self.micro_batch_size}, world size {world_size})"
             )
         return micro, self.batch_size // (micro * world_size)
-

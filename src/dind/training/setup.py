@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from dind.data import CORPORA, TOKENIZERS, ChunkBatches, TokenChunks, Tokenizer, build_token_cache
+from dind.data import CORPORA, TOKENIZERS, Tokenizer
+from dind.registry import Registry, RegistryError
 from dind.schedules import SCHEDULES, TIME_SAMPLERS
 from dind.training.block_sizes import (
     BLOCK_SIZE_DISTRIBUTIONS,
@@ -24,7 +25,6 @@ from dind.training.block_sizes import (
     check_divides,
     parse_block_sizes,
 )
-from dind.registry import Registry, RegistryError
 from dind.training.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrainConfig
 from dind.training.distributed import DistributedContext, init_distributed
 from dind.training.objective import Objective
@@ -34,7 +34,9 @@ from dind.training.settings import TrainingData, TrainSettings
 DEFAULT_CACHE = Path("~/.cache/dind/tokens")
 
 
-def build_component(registry: Registry[Any], name: str, options: dict[str, Any], *, key: str, **given: Any) -> Any:
+def build_component(
+    registry: Registry[Any], name: str, options: dict[str, Any], *, key: str, **given: Any
+) -> Any:
     """``registry``'s ``name`` built with ``options`` (and the ``given`` arguments the caller
     supplies); errors name the config key: an unknown name lists the known ones, an unknown option
     lists the accepted ones."""
@@ -101,7 +103,10 @@ def build_block_sizes(config: ObjectiveConfig) -> BlockSizeDistribution:
     alone ("bimodal:4,1024,0.1", "fixed:4", "uniform:4,16,64")."""
     if ":" not in config.block_sizes:
         return build_component(
-            BLOCK_SIZE_DISTRIBUTIONS, config.block_sizes, config.block_size_options, key="objective.block_sizes"
+            BLOCK_SIZE_DISTRIBUTIONS,
+            config.block_sizes,
+            config.block_size_options,
+            key="objective.block_sizes",
         )
     if config.block_size_options:
         raise ValueError(
@@ -116,7 +121,9 @@ def build_objective(config: ObjectiveConfig, length: int) -> Objective:
     check_divides(distribution, length)
     return Objective(
         block_sizes=distribution,
-        schedule=build_component(SCHEDULES, config.schedule, config.schedule_options, key="objective.schedule"),
+        schedule=build_component(
+            SCHEDULES, config.schedule, config.schedule_options, key="objective.schedule"
+        ),
         time_sampler=build_component(TIME_SAMPLERS, config.time_sampler, {}, key="objective.time_sampler"),
         block_size_draw=config.block_size_draw,
         resample=config.resample,
@@ -143,19 +150,23 @@ def build_data(
     source = build_component(CORPORA, config.corpus, config.corpus_options, key="data.corpus")
     cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else DEFAULT_CACHE.expanduser()
     arguments: dict[str, Any] = {
+        "length": length,
+        "cache_dir": cache_dir,
         "validation_fraction": config.validation_fraction,
         "split_seed": config.split_seed,
+        "chunk_format": config.chunk_format,
+        "seed": seed,
+        "shuffle": config.shuffle,
     }
     if context.is_main:
-        build_token_cache(source, tokenizer, cache_dir, **arguments)
+        TrainingData.from_corpus(source, tokenizer, **arguments)  # builds the cache
     context.barrier()
-    cache = build_token_cache(source, tokenizer, cache_dir, **arguments)  # found, not rebuilt
-    train = TokenChunks.open(cache, "train", length, config.chunk_format)
-    validation = TokenChunks.open(cache, "validation", length, config.chunk_format)
-    return TrainingData(ChunkBatches(train, seed=seed, shuffle=config.shuffle), validation, length)
+    return TrainingData.from_corpus(source, tokenizer, **arguments)  # found, not rebuilt
 
 
-def build_optimizer(config: OptimConfig, model: nn.Module, total_steps: int) -> tuple[torch.optim.Optimizer, LambdaLR]:
+def build_optimizer(
+    config: OptimConfig, model: nn.Module, total_steps: int
+) -> tuple[torch.optim.Optimizer, LambdaLR]:
     """AdamW over ``model``'s parameters and the LambdaLR of the config's schedule."""
     optimizer = build_adamw(
         model.named_parameters(),
