@@ -44,20 +44,19 @@ def load_demo_model(checkpoint: Path | None, *, vocab_size: int, seed: int) -> t
     (announced on stderr: its text is noise, but every stage of the pipeline still runs)."""
     import torch
 
-    from dind.models import build, from_pretrained
+    from dind.models import load
 
     directory = checkpoint or packaged_checkpoint()
     if directory is not None:
         # the shipped weights are stored in bf16 (half the package size); compute in fp32 on a CPU
-        model, description = from_pretrained(directory, dtype=torch.float32), f"checkpoint {directory}"
+        model, description = load(directory, dtype=torch.float32), f"checkpoint {directory}"
     else:
         print(
             "WARNING: no trained tiny checkpoint in dind/assets/tiny-shakespeare and no --checkpoint: "
             "using a RANDOMLY INITIALISED 'tiny' model; expect gibberish.",
             file=sys.stderr,
         )
-        generator = torch.Generator().manual_seed(seed)
-        model = build("tiny", generator=generator, init="random", dropout=0.0)
+        model = load("tiny", init="random", seed=seed, dropout=0.0)
         description = "random-init 'tiny' preset (no checkpoint)"
     if model.vocab_size != vocab_size:
         raise ValueError(

@@ -119,14 +119,13 @@ def load_model(spec: str, device: torch.device) -> Any:
     (BD3-LM's zero-initialised output layer would give uniform logits, hiding every code path)."""
     models = _import("dind.models", "--model")
     if not Path(spec).expanduser().is_dir() and spec in models.PRESETS:
-        generator = torch.Generator().manual_seed(0)
-        return models.build(spec, generator=generator, init="random", dropout=0.0).to(device).eval()
+        return models.load(spec, device=device, init="random", seed=0, dropout=0.0)
     path = Path(spec).expanduser()
     if not path.exists() and "/" not in spec and "\\" not in spec:  # a mistyped preset, not a path
         raise UserError(
             f"--model {spec!r} is neither a checkpoint directory nor a preset (presets: {', '.join(sorted(models.PRESETS))})"
         )
-    return models.load_model(spec).to(device).eval()
+    return models.load(spec, device=device)
 
 
 def resolve_tokenizer(name: str | None, model: Any) -> tuple[str, Any]:
