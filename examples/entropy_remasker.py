@@ -7,7 +7,7 @@
 Before the stage, one extra forward re-reads the whole finished draft (bidirectional attention)
 and each position gets the entropy of the model's distribution there. The most uncertain
 positions go back to MASK. The sampler gives the model through ``RemaskContext`` and applies the
-exact count floor(gamma * n_eligible) itself, ties broken by each row's generator.
+exact count floor(gamma * n_eligible) itself, ties broken by each row's random stream.
 """
 
 from __future__ import annotations

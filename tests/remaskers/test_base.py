@@ -5,6 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dind.counter_rng import REMASK_TIES, RowStreams
 from dind.errors import NonFiniteError
 from dind.remaskers import RemaskContext, choose_remasked, lowest_k, remask, remask_counts
 
@@ -49,16 +50,20 @@ def test_a_row_equals_itself_chosen_alone(seed, batch, length):
         assert torch.equal(alone[0], together[row])
 
 
-def test_batched_choice_equals_the_former_per_row_lowest_k():
-    # the sampler used to call lowest_k row by row with the row's generator: same draws, same sets
-    scores, eligible, counts = _case(7, 3, 20)
-    together = choose_remasked(scores, eligible, counts, [torch.Generator().manual_seed(r) for r in range(3)])
-    for row in range(3):
-        part = slice(row, row + 1)
-        assert torch.equal(
-            lowest_k(scores[part], eligible[part], counts[part], torch.Generator().manual_seed(row))[0],
-            together[row],
-        )
+def test_generators_are_one_seed_each_and_ties_follow_the_row_stream():
+    # generators are turned into counter streams (one seed drawn from each); with all keys tied the
+    # chosen set is the positions of the lowest REMASK_TIES uniforms of the row's stream
+    scores, eligible = torch.zeros(3, 20), torch.ones(3, 20, dtype=torch.bool)
+    counts = torch.tensor([4, 7, 0])
+    from_generators = choose_remasked(
+        scores, eligible, counts, [torch.Generator().manual_seed(r) for r in range(3)]
+    )
+    streams = RowStreams.from_generators([torch.Generator().manual_seed(r) for r in range(3)])
+    assert torch.equal(from_generators, choose_remasked(scores, eligible, counts, streams))
+    ties = streams.child(REMASK_TIES).uniform(20)
+    for row, count in enumerate(counts.tolist()):
+        lowest = set(ties[row].argsort()[:count].tolist())
+        assert set(from_generators[row].nonzero().flatten().tolist()) == lowest
 
 
 def test_ties_are_broken_at_random():
@@ -93,7 +98,9 @@ def test_shape_mismatches_are_errors():
         ValueError, match=r"scores and eligible must have one shape \(got \(2, 4\), \(2, 5\)\)"
     ):
         lowest_k(torch.zeros(2, 4), torch.ones(2, 5, dtype=torch.bool), torch.tensor([1, 1]))
-    with pytest.raises(ValueError, match=r"need one generator per row \(got 1 generators, batch 2\)"):
+    with pytest.raises(
+        ValueError, match=r"need one random stream \(or generator\) per row \(got 1, batch 2\)"
+    ):
         choose_remasked(torch.zeros(2, 4), torch.ones(2, 4, dtype=torch.bool), torch.tensor([1, 1]), [None])
 
 
@@ -133,11 +140,16 @@ def test_context_without_a_model_says_so():
         _context().draft_probs(torch.zeros(1, 4, dtype=torch.long))
 
 
-def test_context_uniforms_come_from_each_rows_generator():
+def test_context_uniforms_come_from_each_rows_stream():
     frozen = torch.zeros(2, 5, dtype=torch.bool)
-    u = RemaskContext(None, frozen, [torch.Generator().manual_seed(s) for s in (3, 4)]).uniform()
-    assert u.shape == (2, 5) and u.dtype == torch.float64
-    assert torch.equal(u[1], torch.rand(5, generator=torch.Generator().manual_seed(4), dtype=torch.float64))
+    streams = RowStreams.from_seeds([3, 4])
+    context = RemaskContext(None, frozen, streams)
+    u = context.uniform()
+    assert u.shape == (2, 5) and u.dtype == torch.float64 and ((u > 0) & (u < 1)).all()
+    alone = RemaskContext(None, frozen[1:], streams.rows([1])).uniform()
+    assert torch.equal(u[1], alone[0])  # a row draws what it draws alone
+    assert torch.equal(u, context.uniform())  # a pure function of the context
+    assert not torch.equal(u, context.uniform(stream=1))  # another stream, other draws
 
 
 def test_remask_counts_is_floor_of_ratio_times_eligible():

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from dind.counter_rng import RowStreams
 from dind.sampling.block_sampler import sample_stage, stage_spans
 from dind.sampling.confidence import CONFIDENCE_TRACKERS, initial_scores
 from dind.sampling.oracles import MarkovOracle
@@ -124,3 +125,40 @@ def test_rejects_mismatched_generators():
             tracker=CONFIDENCE_TRACKERS.build("snapshot"),
             generators=[torch.Generator()],
         )
+
+
+def _stage(tokens, **randomness):
+    batch, length = tokens.shape
+    return sample_stage(
+        ORACLE, tokens, initial_scores(batch, length), block_size=4,
+        rule=UNMASKING_RULES.build("confidence_topk"), tracker=CONFIDENCE_TRACKERS.build("snapshot"),
+        steps=2, stage_index=2, **randomness,
+    )  # fmt: skip
+
+
+def test_streams_and_generators_are_one_randomness_and_exactly_one_is_required():
+    tokens = _partial(batch=3, length=16)
+    by_generators = _stage(tokens, generators=[torch.Generator().manual_seed(s) for s in range(3)])
+    streams = RowStreams.from_generators([torch.Generator().manual_seed(s) for s in range(3)])
+    assert torch.equal(by_generators.tokens, _stage(tokens, streams=streams).tokens)
+    # a row of a batch equals the row alone with its own stream (every rule, no generator loop)
+    alone = _stage(tokens[2:], streams=streams.rows([2]))
+    assert torch.equal(alone.tokens[0], by_generators.tokens[2])
+    with pytest.raises(ValueError, match=r"pass exactly one of generators= and streams= \(got neither\)"):
+        _stage(tokens)
+    with pytest.raises(ValueError, match=r"streams must have one key per row \(got 1, batch 3\)"):
+        _stage(tokens, streams=streams.rows([0]))
+
+
+def test_the_step_draws_nothing_from_torch_generators(monkeypatch):
+    # every draw is a counter hash: the sampler's step never calls torch.rand / rand_like / randint
+    tokens = _partial(batch=4, length=16)
+    streams = RowStreams.from_seeds([1, 2, 3, 4])
+    expected = _stage(tokens, streams=streams)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sampler drew from a torch generator")
+
+    for name in ("rand", "rand_like", "randint", "randn", "multinomial"):
+        monkeypatch.setattr(torch, name, refuse)
+    assert torch.equal(_stage(tokens, streams=streams).tokens, expected.tokens)

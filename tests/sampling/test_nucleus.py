@@ -63,7 +63,7 @@ def test_nucleus_rejects_bad_top_p():
 def test_proposal_never_picks_mask_or_outside_the_nucleus(generator):
     logits = torch.randn(2000, 12, generator=generator)
     logits[:, -1] = 50.0  # MASK (last id) would win without the -inf
-    gumbel = draw_gumbel([generator], [2000], 12, "cpu")
+    gumbel = draw_gumbel(torch.randint(-(2**62), 2**62, (2000,), generator=generator), 12)
     tokens = propose(logits, gumbel, mask_id=11, options=ProposalOptions(top_p=0.5))
     probs = torch.softmax(logits[:, :-1].double(), dim=-1)
     assert nucleus_keep(probs, 0.5).gather(1, tokens[:, None]).all()
@@ -71,18 +71,20 @@ def test_proposal_never_picks_mask_or_outside_the_nucleus(generator):
 
 def test_proposal_matches_the_tempered_distribution(generator):
     logits = torch.tensor([[0.0, 1.0, 2.0, 9.0]]).expand(40000, -1)
-    gumbel = draw_gumbel([generator], [40000], 4, "cpu")
+    gumbel = draw_gumbel(torch.arange(40000), 4)  # adjacent keys: independent lines
     tokens = propose(logits, gumbel, mask_id=3, options=ProposalOptions(temperature=2.0))
     expected = torch.softmax(torch.tensor([0.0, 1.0, 2.0]) / 2.0, dim=0)
     frequency = torch.bincount(tokens, minlength=3).double() / 40000
     assert (frequency - expected).abs().sum() / 2 < 0.01
 
 
-def test_draw_gumbel_rows_come_from_their_own_generators():
-    a, b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
-    both = draw_gumbel([a, b], [2, 3], 5, "cpu")
-    alone = draw_gumbel([torch.Generator().manual_seed(2)], [3], 5, "cpu")
-    assert torch.equal(both[2:], alone)
+def test_draw_gumbel_lines_depend_only_on_their_own_key():
+    keys = torch.tensor([5, -7, 2**62, 11])
+    both = draw_gumbel(keys, 5)
+    assert torch.equal(both[1:3], draw_gumbel(keys[1:3], 5))
+    assert torch.isfinite(both).all() and both.dtype == torch.float64
+    with pytest.raises(ValueError, match=r"keys must be a \(positions,\) int64 tensor"):
+        draw_gumbel(keys.float(), 5)
 
 
 def test_proposal_options_validate():

@@ -3,8 +3,9 @@
 A remasker only ranks positions: ``keys(tokens, scores, eligible, context=)`` returns a
 (batch, length) float key per position, lower = sent back to MASK first. The sampler then calls
 ``choose_remasked`` once for the whole batch: per row, the floor(ratio * n_eligible) eligible
-positions with the lowest keys, ties broken by uniform keys drawn from that row's own generator
-(so a row of a batch equals the same row sampled alone). No remasker restates the count rule.
+positions with the lowest keys, ties broken by uniform keys from that row's own counter-based
+stream (``dind.counter_rng.RowStreams``: a row of a batch equals the same row sampled alone).
+No remasker restates the count rule.
 
 This package imports nothing from ``dind.sampling`` (which imports it): a remasker that needs the
 model gets it through ``RemaskContext``.
@@ -20,6 +21,7 @@ import attrs
 import torch
 from torch import Tensor
 
+from dind.counter_rng import CONTEXT, REMASK_TIES, RowStreams, as_row_streams
 from dind.errors import NonFiniteError
 from dind.registry import Registry
 
@@ -32,23 +34,29 @@ class RemaskContext:
     """What the sampler knows before a stage's remasking, for remaskers that need more than scores.
 
     model: the denoiser being sampled (``None`` only where no remasker needs it, e.g. unit tests).
-    frozen: (batch, length) bool, prompt/BOS positions. generators: one ``torch.Generator`` per
-    row; draw randomness only through ``uniform`` (row r from ``generators[r]``).
+    frozen: (batch, length) bool, prompt/BOS positions. streams: one counter-based random stream
+    per row (a ``RowStreams``; a sequence of one ``torch.Generator`` per row is converted, drawing
+    one seed from each); draw randomness only through ``uniform`` (row r from row r's stream).
     block_size: the stage's block size (None = global).
     """
 
     model: Denoiser | None
     frozen: Tensor
-    generators: Sequence[torch.Generator] = attrs.field(converter=tuple)
+    streams: RowStreams = attrs.field(converter=as_row_streams)
     block_size: int | None = None
 
     @property
     def batch(self) -> int:
         return self.frozen.shape[0]
 
-    def uniform(self, length: int | None = None, *, dtype: torch.dtype = torch.float64) -> Tensor:
-        """(batch, length) uniforms in [0, 1) on the frozen mask's device; row r from ``generators[r]``."""
-        return _row_uniforms(self.generators, length or self.frozen.shape[1], self.frozen.device, dtype)
+    def uniform(
+        self, length: int | None = None, *, stream: int = 0, dtype: torch.dtype = torch.float64
+    ) -> Tensor:
+        """(batch, length) uniforms in (0, 1) on the frozen mask's device, row r from row r's stream.
+        A pure function of the context: the same ``stream`` gives the same draws; pass distinct
+        ``stream`` ints for independent draws."""
+        streams = self.streams.to(self.frozen.device).child(CONTEXT, stream)
+        return streams.uniform(length or self.frozen.shape[1]).to(dtype)
 
     def draft_probs(self, tokens: Tensor, *, block_size: int | None = None) -> Tensor:
         """(batch, length, vocab) fp32: the model's distribution at every position given the whole
@@ -70,7 +78,7 @@ class Remasker(Protocol):
     length) float, the tracker's (higher = more confident); eligible (batch, length) bool (not
     frozen, not already masked); context a ``RemaskContext`` -> (batch, length) float keys, lower =
     remasked first. Keys of ineligible positions are ignored. Ties are broken by the sampler at
-    random. Deterministic given the context's generators; inputs are not modified."""
+    random. Deterministic given the context's streams; inputs are not modified."""
 
     def keys(self, tokens: Tensor, scores: Tensor, eligible: Tensor, *, context: RemaskContext) -> Tensor: ...
 
@@ -107,22 +115,25 @@ def remask(
         )
     if torch.isnan(keys).any():  # one check per stage; a NaN key has no place in the order
         raise NonFiniteError(f"{type(remasker).__name__}.keys returned NaN keys")
-    return choose_remasked(keys, eligible, counts, context.generators)
+    return choose_remasked(keys, eligible, counts, context.streams)
 
 
 def choose_remasked(
-    keys: Tensor, eligible: Tensor, counts: Tensor, generators: Sequence[torch.Generator]
+    keys: Tensor, eligible: Tensor, counts: Tensor, streams: RowStreams | Sequence[torch.Generator]
 ) -> Tensor:
     """(batch, length) bool: per row the ``counts[row]`` eligible positions with the lowest keys
-    (not NaN). Ties are broken by uniforms drawn from ``generators[row]``."""
+    (not NaN). Ties are broken by uniforms from row r's stream (``streams``: a RowStreams, or
+    one torch.Generator per row, from which one seed each is drawn)."""
     if keys.shape != eligible.shape:
         raise ValueError(
             f"keys and eligible must have one shape (got {tuple(keys.shape)}, {tuple(eligible.shape)})"
         )
     batch, length = keys.shape
-    if len(generators) != batch:
-        raise ValueError(f"need one generator per row (got {len(generators)} generators, batch {batch})")
-    return _choose(keys, eligible, counts, _row_uniforms(generators, length, keys.device, torch.float32))
+    rows = streams.batch if isinstance(streams, RowStreams) else len(streams)
+    if rows != batch:
+        raise ValueError(f"need one random stream (or generator) per row (got {rows}, batch {batch})")
+    ties = as_row_streams(streams).to(keys.device).child(REMASK_TIES).uniform(length)
+    return _choose(keys, eligible, counts, ties)
 
 
 def lowest_k(
@@ -149,11 +160,3 @@ def _choose(keys: Tensor, eligible: Tensor, counts: Tensor, uniforms: Tensor) ->
     order = order.gather(1, ineligible.argsort(dim=1, stable=True))
     chosen_sorted = torch.arange(length, device=keys.device)[None, :] < counts[:, None]
     return torch.zeros_like(eligible).scatter(1, order, chosen_sorted) & eligible
-
-
-def _row_uniforms(
-    generators: Sequence[torch.Generator], length: int, device: torch.device, dtype: torch.dtype
-) -> Tensor:
-    # drawn where each generator lives (a CUDA generator cannot fill a CPU tensor)
-    rows = [torch.rand(1, length, generator=g, device=g.device, dtype=dtype) for g in generators]
-    return torch.cat(rows).to(device) if rows else torch.empty(0, length, device=device, dtype=dtype)

@@ -11,11 +11,12 @@ Inside a block an ``UnmaskingRule`` picks the positions to reveal each step; tok
 by ``proposal.propose`` and every reveal is reported to the ``ConfidenceTracker``. Only MASK
 positions are ever written: prompt tokens and the tokens a previous stage kept never change.
 
-Randomness: one ``torch.Generator`` per row. At each step, each row that still has masked
-positions in the block draws, from its own generator, ``width`` uniforms for the rule and then
-one (vocab,) Gumbel vector per position it proposes; rows without masked positions draw nothing.
-The model forward is batched, so row r of a batch equals row r sampled alone with the same
-generator state (as long as the model's own numerics are batch-invariant).
+Randomness: counter-based (``dind.counter_rng``), no per-row loop. Each row has a stream key
+(``RowStreams``, from its seed); the rule's uniforms at step k of block b of stage s are the
+stream's draws keyed by (s, b, k, position) and the Gumbel vector of a proposed position by
+(s, b, k, position, vocab index), all computed for the whole batch in a few int64 tensor ops.
+A row's draws depend only on its own key, so row r of a batch equals row r sampled alone (as long
+as the model's own numerics are batch-invariant), and the same seed gives the same sample.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from torch import Tensor
 
 from dind.blocks import FixedPartitioner, Span
+from dind.counter_rng import GUMBEL, RULE, STAGE, RowStreams, as_row_streams, fold
 from dind.errors import NonFiniteError
 from dind.models.protocol import Denoiser
 from dind.sampling.confidence import ConfidenceTracker, record_reveals
@@ -53,7 +55,7 @@ class _BlockContext:
     model: Denoiser
     rule: UnmaskingRule
     tracker: ConfidenceTracker
-    generators: Sequence[torch.Generator]
+    streams: RowStreams  # the stage's (folded with the stage index)
     steps: int | None
     proposal: ProposalOptions
     stage_index: int | None = None
@@ -74,7 +76,8 @@ def sample_stage(
     block_size: int | None,
     rule: UnmaskingRule,
     tracker: ConfidenceTracker,
-    generators: Sequence[torch.Generator],
+    generators: Sequence[torch.Generator] | None = None,
+    streams: RowStreams | None = None,
     steps: int | None = None,
     proposal: ProposalOptions | None = None,
     use_cache: bool = True,
@@ -84,6 +87,8 @@ def sample_stage(
     """Fill every MASK of ``tokens`` (batch, length) with blocks of ``block_size`` (None = global).
 
     ``scores`` (batch, length) are the tracker's scores; revealed positions get new ones.
+    Randomness: ``streams`` (one counter-based stream per row, what ``generate`` passes) or
+    ``generators`` (one torch.Generator per row; one seed is drawn from each), exactly one of them.
     ``steps``: per-block step budget (None: ``rule.default_steps(width)``).
     ``proposal``: temperature and top-p (None: temperature 1, no nucleus).
     ``on_block`` is called after each block (progress bars). ``stage_index`` (1-based) only names
@@ -95,11 +100,10 @@ def sample_stage(
             f"tokens and scores must both be (batch, length) (got {tuple(tokens.shape)}, "
             f"{tuple(scores.shape)})"
         )
-    if len(generators) != tokens.shape[0]:
-        raise ValueError(f"generators must have one per row (got {len(generators)}, batch {tokens.shape[0]})")
+    streams = _stage_streams(generators, streams, tokens, stage_index)
     counting = CountingDenoiser(model)
     context = _BlockContext(
-        counting, rule, tracker, tuple(generators), steps, proposal or ProposalOptions(), stage_index
+        counting, rule, tracker, streams, steps, proposal or ProposalOptions(), stage_index
     )
     tokens, scores = tokens.clone(), scores.clone()
     batch, length = tokens.shape
@@ -108,12 +112,34 @@ def sample_stage(
     cache = counting.new_cache(batch, length) if use_cache and len(spans) > 1 else None
     for index, (start, end) in enumerate(spans):
         forward = _block_forward(counting, tokens, start, end, block_size, cache, single=len(spans) == 1)
-        nfe += _fill_block(context, forward, tokens, scores, start, end)
+        nfe += _fill_block(context, forward, tokens, scores, start, end, index)
         if cache is not None and index < len(spans) - 1:
             counting.append_to_cache(tokens[:, start:end], cache=cache, start=start)
         if on_block is not None:
             on_block()
     return StageOutcome(tokens, scores, nfe, counting.forward_passes, counting.model_time_s)
+
+
+def _stage_streams(
+    generators: Sequence[torch.Generator] | None,
+    streams: RowStreams | None,
+    tokens: Tensor,
+    stage_index: int | None,
+) -> RowStreams:
+    """The stage's row streams on the tokens' device, checked: one per row."""
+    batch = tokens.shape[0]
+    if (generators is None) == (streams is None):
+        raise ValueError(
+            "pass exactly one of generators= and streams= (got "
+            f"{'both' if generators is not None else 'neither'})"
+        )
+    if generators is not None:
+        if len(generators) != batch:
+            raise ValueError(f"generators must have one per row (got {len(generators)}, batch {batch})")
+        streams = as_row_streams(generators)
+    if streams.batch != batch:
+        raise ValueError(f"streams must have one key per row (got {streams.batch}, batch {batch})")
+    return streams.to(tokens.device).child(STAGE, stage_index or 0)
 
 
 def _block_forward(
@@ -134,6 +160,7 @@ def _fill_block(
     scores: Tensor,
     start: int,
     end: int,
+    block_index: int,
 ) -> Tensor:
     """Reveal every masked position of tokens[:, start:end] in place; returns (batch,) NFEs."""
     block = tokens[:, start:end]
@@ -143,6 +170,7 @@ def _fill_block(
     logits: Tensor | None = None
     changed = torch.ones_like(nfe, dtype=torch.bool)  # content changed since the row's last forward
     step = 0
+    streams = context.streams.child(block_index)
     while True:
         active = masked.any(dim=1)
         if not bool(active.any()):
@@ -156,7 +184,9 @@ def _fill_block(
             logits = torch.where(stale[:, None, None], fresh, logits) if keep_old else fresh
             nfe += stale
             changed &= ~stale
-        reveal, revealed_tokens, revealed_scores = _step(context, logits, masked, active, step, steps)
+        reveal, revealed_tokens, revealed_scores = _step(
+            context, logits, masked, streams.child(step), step, steps
+        )
         block[reveal] = revealed_tokens
         new_scores = torch.zeros_like(scores[:, start:end])
         new_scores[reveal] = revealed_scores.to(new_scores.dtype)
@@ -195,23 +225,15 @@ def _checked(rule: UnmaskingRule, reveal: Tensor, masked: Tensor) -> Tensor:
 
 
 def _step(
-    context: _BlockContext, logits: Tensor, masked: Tensor, active: Tensor, step: int, steps: int
+    context: _BlockContext, logits: Tensor, masked: Tensor, streams: RowStreams, step: int, steps: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One unmasking step -> reveal (batch, width) bool, the revealed tokens and their tracker
-    scores, both flat in row-major order of ``reveal``."""
-    rows = active.nonzero().flatten().tolist() if active.shape[0] > 1 else [0]
-    generators = [context.generators[row] for row in rows]
-    noise = torch.zeros(masked.shape, dtype=torch.float64, device=masked.device)
-    width, device = masked.shape[1], masked.device
-    noise[active] = torch.stack(
-        [
-            torch.rand(width, generator=generator, dtype=torch.float64, device=device)
-            for generator in generators
-        ]
-    )
+    scores, both flat in row-major order of ``reveal``. ``streams``: the step's row streams.
+    Rows with nothing masked get noise too (cheaper than a gather); no rule reveals there."""
+    noise = streams.child(RULE).uniform(masked.shape[1])
     rule = context.rule
     if rule.uses_confidence:
-        candidates, probs = _propose_at(context, logits, masked, rows)
+        candidates, probs = _propose_at(context, logits, masked, streams)
         confidence = torch.full(masked.shape, float("-inf"), device=masked.device)
         confidence[masked] = probs.gather(1, candidates[:, None]).squeeze(1)
         reveal = _checked(rule, rule.select(masked, noise, confidence, step=step, steps=steps), masked)
@@ -219,23 +241,24 @@ def _step(
         candidates, probs = candidates[chosen], probs[chosen]
     else:
         reveal = _checked(rule, rule.select(masked, noise, None, step=step, steps=steps), masked)
-        candidates, probs = _propose_at(context, logits, reveal, rows)
+        candidates, probs = _propose_at(context, logits, reveal, streams)
     revealed_scores = context.tracker.reveal_scores(probs[None], candidates[None])[0]
     return reveal, candidates, revealed_scores
 
 
 def _propose_at(
-    context: _BlockContext, logits: Tensor, where: Tensor, rows: Sequence[int]
+    context: _BlockContext, logits: Tensor, where: Tensor, streams: RowStreams
 ) -> tuple[Tensor, Tensor]:
     """Proposed tokens (positions,) and the model's fp32 distribution (positions, vocab) at the
-    True entries of ``where`` (batch, width), in row-major order."""
-    counts = where.sum(dim=1).tolist()
+    True entries of ``where`` (batch, width), in row-major order. The Gumbel noise of (row r,
+    position p) is keyed by (row r's step stream, GUMBEL, p): independent of the other rows."""
+    rows, columns = where.nonzero(as_tuple=True)  # row-major, as logits[where]
     selected = logits[where]
-    gumbel = draw_gumbel(
-        [context.generators[row] for row in rows],
-        [counts[row] for row in rows],
-        selected.shape[-1],
-        logits.device,
+    keys = fold(streams.child(GUMBEL).keys[rows], columns)
+    candidates = propose(
+        selected,
+        draw_gumbel(keys, selected.shape[-1]),
+        mask_id=context.model.mask_id,
+        options=context.proposal,
     )
-    candidates = propose(selected, gumbel, mask_id=context.model.mask_id, options=context.proposal)
     return candidates, model_probs(selected, context.model.mask_id)

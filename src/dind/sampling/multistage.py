@@ -8,10 +8,12 @@ fresh KV cache. Kept tokens keep their scores; re-revealed positions get new one
 
 Seeds: ``seed`` is one int per row, an int s (row r then uses ``row_seed(s, r)``, a hash of
 (s, r): rows of nearby seeds do not overlap), or None (fresh random seeds); the per-row seeds are
-reported in the result. Each row owns a ``torch.Generator``: row r of a batch equals the same
-row generated alone with the same seed. A remasker ranks the whole batch at once
-(``Remasker.keys``, with a ``RemaskContext`` holding the model and the row generators) and
-``dind.remaskers.remask`` applies the exact count, breaking ties from each row's generator; a
+reported in the result. Each row owns a counter-based random stream keyed by its seed
+(``dind.counter_rng.RowStreams``; every draw is a hash of (seed, stage, block, step, position),
+computed for the whole batch at once): row r of a batch equals the same row generated alone with
+the same seed. A remasker ranks the whole batch at once (``Remasker.keys``, with a
+``RemaskContext`` holding the model and the row streams) and ``dind.remaskers.remask`` applies the
+exact count, breaking ties from each row's stream; a
 model-based remasker's scoring forward is not counted in the trace. A stage's own tracker
 (``Stage.tracker``) replaces the sampler's for the reveals of that stage.
 """
@@ -27,6 +29,7 @@ import attrs
 import torch
 from torch import Tensor
 
+from dind.counter_rng import ATTEMPT, REMASK, RowStreams
 from dind.models.protocol import Denoiser
 from dind.remaskers import RemaskContext, remask
 from dind.sampling.block_sampler import sample_stage, stage_spans
@@ -73,7 +76,8 @@ def generate(
       (default: ``bos_id``) is set to EOS and counted as padding (``result.lengths``).
     reject_low_entropy: BD3-LM's degenerate-sample rejection (off by default; it flatters Gen PPL):
       when length > 256 and the unigram entropy of a row's last 256 tokens is < 4 nats, the row is
-      regenerated, at most ``max_retries`` times (its generator continues, so each draw differs).
+      regenerated, at most ``max_retries`` times (attempt k of a row uses its stream's sub-stream
+      (ATTEMPT, k), so each draw differs).
     """
     prompt, seed = check_generate_arguments(
         model, plan, length=length, batch_size=batch_size, prompt=prompt, seed=seed, bos_id=bos_id,
@@ -87,12 +91,12 @@ def generate(
     plan.validate(length, prompt_length=prefix.shape[1])
     check_stage_steps(plan, unmasking or FirstHitting())  # "/N" with a rule that ignores steps
     seeds = _row_seeds(seed, batch_size)
-    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    streams = RowStreams.from_seeds(seeds, device)
     tracker = tracker if tracker is not None else CONFIDENCE_TRACKERS.build("snapshot")
     run = _PlanRun(model, plan, length, tracker, unmasking or FirstHitting(), use_cache)
     bar = _progress_bar(plan, length, enabled=progress)
     on_block = bar.update if bar is not None else None
-    tokens, scores, trace = run(prefix, generators, on_block)
+    tokens, scores, trace = run(prefix, streams, on_block)
     attempts = torch.ones(batch_size, dtype=torch.long, device=device)
     for _ in range(max_retries if reject_low_entropy else 0):
         redo = low_entropy_rows(tokens).nonzero().flatten().tolist()
@@ -100,7 +104,7 @@ def generate(
             break
         if bar is not None:
             bar.total += _blocks_per_run(plan, length)
-        again = run(prefix[redo], [generators[row] for row in redo], on_block)
+        again = run(prefix[redo], streams.rows(redo).child(ATTEMPT, attempts[redo]), on_block)
         tokens, scores, trace = _merge(tokens, scores, trace, redo, again)
         attempts[redo] += 1
     if bar is not None:
@@ -115,7 +119,7 @@ def generate(
 
 @attrs.frozen
 class _PlanRun:
-    """Algorithm 1 for a set of rows (their prefixes and generators)."""
+    """Algorithm 1 for a set of rows (their prefixes and random streams)."""
 
     model: Denoiser
     plan: StagePlan
@@ -125,7 +129,7 @@ class _PlanRun:
     use_cache: bool
 
     def __call__(
-        self, prefix: Tensor, generators: Sequence[torch.Generator], on_block: Callable[[], None] | None
+        self, prefix: Tensor, streams: RowStreams, on_block: Callable[[], None] | None
     ) -> _Run:
         batch, prompt_length = prefix.shape
         tokens = torch.full((batch, self.length), self.model.mask_id, dtype=torch.long, device=prefix.device)
@@ -136,13 +140,13 @@ class _PlanRun:
         trace = []
         for index, stage in enumerate(self.plan, start=1):
             begin = time.perf_counter()
-            remasked = _remask(stage, tokens, scores, frozen, generators, self.model)
+            remasked = _remask(stage, tokens, scores, frozen, streams.child(REMASK, index), self.model)
             tokens = tokens.masked_fill(remasked, self.model.mask_id)
             outcome = sample_stage(
                 self.model, tokens, scores, block_size=stage.block_size,
                 rule=stage.unmasking if stage.unmasking is not None else self.unmasking,
                 tracker=stage.tracker if stage.tracker is not None else self.tracker,
-                generators=generators, steps=stage.steps,
+                streams=streams, steps=stage.steps,
                 proposal=ProposalOptions(temperature=stage.temperature, top_p=stage.top_p),
                 use_cache=self.use_cache, on_block=on_block, stage_index=index,
             )  # fmt: skip
@@ -159,14 +163,14 @@ def _remask(
     tokens: Tensor,
     scores: Tensor,
     frozen: Tensor,
-    generators: Sequence[torch.Generator],
+    streams: RowStreams,
     model: Denoiser,
 ) -> Tensor:
     """(batch, length) bool: the positions the stage's remasker sends back to MASK."""
     if not stage.remask_ratio:
         return torch.zeros_like(frozen)
     eligible = ~frozen & (tokens != model.mask_id)
-    context = RemaskContext(model, frozen, generators, block_size=stage.block_size)
+    context = RemaskContext(model, frozen, streams, block_size=stage.block_size)
     return remask(stage.remasker, tokens, scores, eligible, stage.remask_ratio, context)
 
 

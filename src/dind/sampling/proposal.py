@@ -6,12 +6,11 @@ the ones the rule reveals), so a global block with few masked positions costs on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import attrs
 import torch
 from torch import Tensor
 
+from dind import counter_rng
 from dind.sampling.nucleus import nucleus_keep
 from dind.validation import half_open_unit_interval, positive_number
 
@@ -41,19 +40,12 @@ def _without_mask(logits: Tensor, mask_id: int) -> Tensor:
     return out
 
 
-def draw_gumbel(generators: Sequence[torch.Generator], counts: Sequence[int], vocab: int, device) -> Tensor:
-    """(sum(counts), vocab) float64 Gumbel(0, 1) noise; row r's ``counts[r]`` lines come from
-    ``generators[r]``, so a row's draws do not depend on the other rows of the batch."""
-    pieces = [
-        torch.rand(count, vocab, generator=generator, dtype=torch.float64, device=device)
-        for generator, count in zip(generators, counts, strict=True)
-        if count
-    ]
-    if not pieces:
-        return torch.empty(0, vocab, dtype=torch.float64, device=device)
-    uniform = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
-    # rand is in [0, 1): u = 0 gives -inf (never chosen); -log(-log(u)) is finite otherwise
-    return -torch.log(-torch.log(uniform))
+def draw_gumbel(keys: Tensor, vocab: int) -> Tensor:
+    """(positions,) int64 counter-RNG keys -> (positions, vocab) float64 Gumbel(0, 1) noise; line
+    i depends only on ``keys[i]`` (``dind.counter_rng.gumbel``: always finite, u never 0 or 1)."""
+    if keys.dim() != 1 or keys.dtype != torch.int64:
+        raise ValueError(f"keys must be a (positions,) int64 tensor (got {keys.dtype} {tuple(keys.shape)})")
+    return counter_rng.gumbel(keys, vocab)
 
 
 def propose(logits: Tensor, gumbel: Tensor, *, mask_id: int, options: ProposalOptions) -> Tensor:
