@@ -25,7 +25,7 @@ import torch
 
 from dind import models
 from dind.schedules import LogLinearSchedule
-from dind.training import Objective, TrainConfig, Trainer, apply_overrides, nelbo
+from dind.training import Objective, TrainConfig, apply_overrides, nelbo
 from dind.training.block_sizes import BLOCK_SIZE_DISTRIBUTIONS
 from dind.training.metrics import read_metrics
 
@@ -68,7 +68,7 @@ def trainer_tokens_per_second(mix: list[str], *, length: int, batch: int, steps:
             ],
         )
     )
-    trainer = Trainer(config)
+    trainer = config.build()
     trainer.train_step()  # warm-up (allocator, first-call overheads)
     started = time.perf_counter()
     for _ in range(steps):
@@ -172,7 +172,7 @@ def curve(args: argparse.Namespace) -> None:
         )
     )
     started = time.perf_counter()
-    Trainer(config).fit()
+    config.build().fit()
     wall = time.perf_counter() - started
     records = read_metrics(out_dir / "metrics.jsonl")
     result = {

@@ -4,6 +4,8 @@
     python examples/train_shakespeare.py --steps 300 --draft 4 --global-probability 0.0   # fixed small blocks
 
 The same run from the command line: `dind train --config configs/tiny-shakespeare.yaml steps=300`.
+``config.build()`` makes the components (model, objective, data, AdamW, LambdaLR) and the Trainer;
+docs/guide.md ("From Python") builds each by hand instead, to swap any of them.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from dind import models
+import dind
 from dind.data import TOKENIZERS
-from dind.training import TrainConfig, Trainer, apply_overrides, find_checkpoint
+from dind.training import TrainConfig, apply_overrides, find_checkpoint
 from dind.training.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +54,7 @@ def main() -> None:
             ],
         )
     )
-    trainer = Trainer(config, overwrite=args.overwrite)  # an earlier run in --out is never replaced unasked
+    trainer = config.build(overwrite=args.overwrite)  # an earlier run in --out is never replaced unasked
     trainer.fit()
 
     print("step  val NELBO (nats/byte)")
@@ -62,9 +64,9 @@ def main() -> None:
 
     # the checkpoint is a BD3-LM-format directory: load the EMA weights like any released model,
     # then let it infill a masked span of held-out text in one bidirectional (global-block) pass
-    model = models.from_pretrained(find_checkpoint(args.out))
+    model = dind.load(find_checkpoint(args.out))
     tokenizer = TOKENIZERS.build(config.data.tokenizer)
-    clean = trainer.evaluator.batch(0)[:1]
+    clean = trainer.validation.batch(0)[:1]
     length = clean.shape[1]
     start, end = length // 4, length // 2  # mask the second quarter, show the first three
     span = torch.zeros_like(clean, dtype=torch.bool)

@@ -62,9 +62,9 @@ def copied_into_other_run(tmp: Path):
 
 
 def nan_loss(tmp: Path):
-    from dind.training import TrainConfig, Trainer, apply_overrides
+    from dind.training import TrainConfig, apply_overrides
 
-    trainer = Trainer(TrainConfig.from_dict(apply_overrides({}, _base(tmp))))
+    trainer = TrainConfig.from_dict(apply_overrides({}, _base(tmp))).build()
     trainer.forward.register_forward_hook(lambda module, inputs, output: output * float("nan"))
     trainer.fit()
 
