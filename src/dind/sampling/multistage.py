@@ -117,6 +117,49 @@ def generate(
     return GenerationResult(tokens, scores, trace, tuple(seeds), attempts, lengths)
 
 
+def continue_plan(
+    model: Denoiser,
+    plan: StagePlan,
+    draft: GenerationResult,
+    *,
+    tracker: ConfidenceTracker | None = None,
+    unmasking: UnmaskingRule | None = None,
+    use_cache: bool = True,
+) -> GenerationResult:
+    """Run the stages of ``plan`` after the first ``len(draft.trace)`` from ``draft``'s tokens and scores.
+
+    ``draft``: a ``generate`` result (no EOS truncation, no redraws) of a plan made of ``plan``'s
+    first stages, with the same model, tracker and unmasking. Every random draw is a pure function
+    of (row seed, stage, block, step, position), so the result equals ``generate`` of ``plan`` with
+    the draft's seeds, token for token; its trace starts with the draft's stage traces (their NFEs
+    and times included). Frozen positions (BOS, prompt) are those the draft scores +inf.
+    """
+    done, length = len(draft.trace), draft.tokens.shape[1]
+    first = [(stage.block_size, float(stage.remask_ratio)) for stage in list(plan)[:done]]
+    if not done < len(plan) or first != [(t.block_size, t.remask_ratio) for t in draft.trace]:
+        raise ValueError(
+            f"plan must start with the draft's {done} stage(s) and have more (got plan {plan}, draft stages "
+            f"{[(t.block_size, t.remask_ratio) for t in draft.trace]})"
+        )
+    if bool((draft.attempts != 1).any()) or bool((draft.lengths != length).any()):
+        raise ValueError(
+            "draft must have no redrawn rows and no EOS truncation "
+            f"(got attempts {draft.attempts.tolist()}, lengths {draft.lengths.tolist()}, length {length})"
+        )
+    frozen = torch.isposinf(draft.scores)
+    prompt_length = int(frozen[0].sum())
+    if not bool(frozen[:, :prompt_length].all()) or bool(frozen[:, prompt_length:].any()):
+        raise ValueError("draft's +inf scores must be the same prefix of every row (got another pattern)")
+    plan.validate(length, prompt_length=prompt_length)
+    check_stage_steps(plan, unmasking or FirstHitting())
+    tracker = tracker if tracker is not None else CONFIDENCE_TRACKERS.build("snapshot")
+    run = _PlanRun(model, plan, length, tracker, unmasking or FirstHitting(), use_cache)
+    streams = RowStreams.from_seeds(draft.seeds, draft.tokens.device)
+    start = (draft.tokens, draft.scores, draft.trace)
+    tokens, scores, trace = run(draft.tokens[:, :prompt_length], streams, None, start)
+    return GenerationResult(tokens, scores, trace, draft.seeds, draft.attempts, draft.lengths)
+
+
 @attrs.frozen
 class _PlanRun:
     """Algorithm 1 for a set of rows (their prefixes and random streams)."""
@@ -129,8 +172,13 @@ class _PlanRun:
     use_cache: bool
 
     def __call__(
-        self, prefix: Tensor, streams: RowStreams, on_block: Callable[[], None] | None
+        self,
+        prefix: Tensor,
+        streams: RowStreams,
+        on_block: Callable[[], None] | None,
+        start: _Run | None = None,
     ) -> _Run:
+        """``start``: the run of the plan's first stages (``continue_plan``); they are not rerun."""
         batch, prompt_length = prefix.shape
         tokens = torch.full((batch, self.length), self.model.mask_id, dtype=torch.long, device=prefix.device)
         tokens[:, :prompt_length] = prefix
@@ -138,7 +186,11 @@ class _PlanRun:
         frozen[:, :prompt_length] = True
         scores = initial_scores(batch, self.length, frozen=frozen, device=prefix.device)
         trace = []
+        if start is not None:
+            tokens, scores, trace = start[0], start[1], list(start[2])
         for index, stage in enumerate(self.plan, start=1):
+            if index <= len(trace):
+                continue
             begin = time.perf_counter()
             remasked = _remask(stage, tokens, scores, frozen, streams.child(REMASK, index), self.model)
             tokens = tokens.masked_fill(remasked, self.model.mask_id)
