@@ -90,3 +90,69 @@ def test_byte_judge_scores_model_ids_exactly(dirs):
     assert judge_ids == [[BYTE_BOS, 0xFF, 0xC3, BYTE_BOS, 32]] and entropy_ids == [[0xFF, 0xC3, 256, 32]]
     with pytest.raises(ValueError, match="sample 0.*257"):
         byte_judge_ids([[256, 257]])
+
+
+SAME = ("plan", "start", "count", "sample_ppl", "sample_entropy", "stage1_ppl", "stage1_digest", "nfe",
+        "example")  # fmt: skip
+
+
+def _spy(monkeypatch):
+    """Record the plan of every full generation and every continuation the runner starts."""
+    from dind.sampling import multistage
+
+    calls = []
+    generate, continue_plan = multistage.generate, multistage.continue_plan
+
+    def spy_generate(model, plan, **kw):
+        calls.append(("generate", str(plan), len(kw["seed"])))
+        return generate(model, plan, **kw)
+
+    def spy_continue(model, plan, draft):
+        calls.append(("continue", str(plan), len(draft.seeds)))
+        return continue_plan(model, plan, draft)
+
+    monkeypatch.setattr(multistage, "generate", spy_generate)
+    monkeypatch.setattr(multistage, "continue_plan", spy_continue)
+    return calls
+
+
+def _by_key(records):
+    return {(r["plan"], r["start"]): {k: r[k] for k in SAME} for r in records}
+
+
+def test_each_stage1_draft_is_computed_once_and_results_equal_the_uncached_run(dirs, tmp_path, monkeypatch):
+    calls = _spy(monkeypatch)
+    shared = reproduce.run(_config(dirs, tmp_path / "shared"))
+    plans = all_plans(_config(dirs, tmp_path))
+    multi = [p for p in plans if "->" in p]
+    assert sorted(c for c in calls if c[0] == "generate") == sorted(
+        ("generate", plan, count) for plan in ("4", "8", "16") for count in (2, 1)
+    )  # one stage-1 draft per batch; BD3-LM B=8, 16 have their own stage 1
+    assert sorted(c for c in calls if c[0] == "continue") == sorted(
+        ("continue", plan, count) for plan in multi for count in (2, 1)
+    )
+    calls.clear()
+    alone = reproduce.run(_config(dirs, tmp_path / "alone", share_drafts=False))
+    assert len(calls) == 2 * len(plans) and {c[0] for c in calls} == {"generate"}
+    assert _by_key(shared.records) == _by_key(alone.records)  # same tokens, scores, NFEs
+    for record in shared.records:  # the plan's own cost: the shared draft's NFE and time included
+        assert record["shared_draft"] == (record["plan"] not in ("8", "16"))
+        assert record["wall_time_s"] >= record["stage1_wall_time_s"] > 0
+        assert all(n >= 15 for n in record["nfe"])
+    report = (tmp_path / "shared" / "report.md").read_text()
+    assert "2 shared draft batches" in report and "threads" in report and "load average" in report
+
+
+def test_a_run_killed_mid_batch_resumes_with_one_draft_and_the_same_results(dirs, tmp_path, monkeypatch):
+    full = reproduce.run(_config(dirs, tmp_path / "full"))
+    out = tmp_path / "killed"
+    reproduce.run(_config(dirs, out))
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["start"] == 0][:3]  # batch 0 cut after 3 plans
+    (out / "results.jsonl").write_text("".join(kept))
+    calls = _spy(monkeypatch)
+    again = reproduce.run(_config(dirs, out, overwrite=True))
+    assert [c for c in calls if c[1] == "4"] == [("generate", "4", 2), ("generate", "4", 1)]
+    # batch 0: its draft + the plans not done ("4", "8", "16" were); batch 1: every plan ("4" is its draft)
+    assert len(calls) == (1 + len(all_plans(_config(dirs, out))) - 3) + len(all_plans(_config(dirs, out)))
+    assert _by_key(again.records) == _by_key(full.records)

@@ -1,9 +1,17 @@
 """``dind reproduce``: PAPER Tables 1-3 and Figure 2 analogues for checkpoints and a judge.
 
-``run(config) -> Report``. For each model and each plan of ``reproduce_plans.sections``,
-samples are generated in batches (sample i's seed is ``row_seed(seed, i)`` whatever the batch),
+``run(config) -> Report``. For each model and each batch of samples (sample i's seed is
+``row_seed(seed, i)`` whatever the batch), every plan of ``reproduce_plans.sections`` is run,
 scored by the judge (final and stage-1 draft), and appended to ``results.jsonl`` as one record
-per (model, plan, batch): a killed run resumes at the next batch (a torn last line is redone).
+per (model, plan, batch): a killed run resumes at the next (plan, batch) (a torn last line is redone).
+
+Shared drafts: every plan that starts with the baseline's stage ``D`` has the baseline's stage-1
+draft (same stage, same seeds). It is computed and judged once per (model, batch) and kept in
+memory; those plans run only their later stages from it (``multistage.continue_plan``: exactly
+the tokens of a full run). A resumed batch recomputes its draft once. Accounting: a record's
+``nfe`` and ``wall_time_s`` are the plan's own cost as if run alone (the draft's NFEs and time
+included, ``stage1_wall_time_s`` names the draft's part); the run's wall time counts it once.
+``share_drafts=False`` runs every plan from scratch (same tokens, for checking).
 ``reproduce_report`` then writes results.csv, report.md and the plots. Outputs other than
 results.jsonl are checked before any work and need ``overwrite`` to be replaced.
 """
@@ -56,34 +64,84 @@ def _score(judge: Any, rows: list[list[int]], tokenizer: Any, length: int) -> di
     return evaluate(judge, texts, tokens=[row[1:] for row in rows], max_length=length)
 
 
-def _batch_record(model: Any, judge: Any, plan_text: str, start: int, count: int, config, tokenizer):
+@attrs.frozen
+class _Draft:
+    """One batch's stage-1 draft (the baseline plan's result), its judge scores, digests and time."""
+
+    result: Any
+    wall_time_s: float
+    score: dict[str, Any]
+    digests: list[str]
+
+
+def shares_draft(plan_text: str, baseline: str) -> bool:
+    """Whether ``plan_text`` starts with the baseline's (single) stage, so its stage 1 is the draft."""
+    from dind.sampling.plan import StagePlan
+
+    return StagePlan.parse(plan_text).stages[0] == StagePlan.parse(baseline).stages[0]
+
+
+def _generate(model: Any, plan_text: str, start: int, count: int, config, tokenizer) -> tuple[Any, float]:
     import torch
 
     from dind.eval.sweep import sample_seeds
-    from dind.sampling import generate
+    from dind.sampling import multistage
     from dind.sampling.plan import StagePlan
 
     began = time.perf_counter()
     with torch.no_grad():
-        result = generate(
+        result = multistage.generate(
             model, StagePlan.parse(plan_text), length=config.length, batch_size=count,
             seed=sample_seeds(config.seed, start, count), bos_id=tokenizer.eos_id,
         )  # fmt: skip
-    wall = time.perf_counter() - began
+    return result, time.perf_counter() - began
+
+
+def _draft(model: Any, judge: Any, start: int, count: int, config, tokenizer) -> _Draft:
+    """The baseline plan's samples start..start+count-1: computed once, shared by the plans on it."""
+    result, wall = _generate(model, str(config.draft_block_size), start, count, config, tokenizer)
+    rows = result.tokens.cpu().tolist()
+    return _Draft(result, wall, _score(judge, rows, tokenizer, config.length), [_digest(r) for r in rows])
+
+
+def _batch_record(model, judge, plan_text, start, count, config, tokenizer, draft: _Draft | None = None):
+    """One (plan, batch) record. With ``draft``: the baseline plan is the draft itself and a plan
+    that starts with its stage runs only its later stages from it (``continue_plan``, the same
+    tokens as a full run); its NFEs and wall time still include the draft's (the plan's own cost)."""
+    import torch
+
+    from dind.sampling import multistage
+    from dind.sampling.plan import StagePlan
+
+    if draft is not None and plan_text == str(config.draft_block_size):
+        result, wall = draft.result, draft.wall_time_s
+    elif draft is not None:
+        began = time.perf_counter()
+        with torch.no_grad():
+            result = multistage.continue_plan(model, StagePlan.parse(plan_text), draft.result)
+        wall = draft.wall_time_s + time.perf_counter() - began
+    else:
+        result, wall = _generate(model, plan_text, start, count, config, tokenizer)
     finals = result.tokens.cpu().tolist()
-    drafts = result.trace[0].tokens.cpu().tolist()
-    final, draft = (_score(judge, rows, tokenizer, config.length) for rows in (finals, drafts))
-    nfe = torch.stack([stage.nfe.cpu() for stage in result.trace], dim=1).sum(dim=1)
+    if draft is not None:
+        final = draft.score if result is draft.result else _score(judge, finals, tokenizer, config.length)
+        stage1, digests, stage1_wall = draft.score, draft.digests, draft.wall_time_s
+    else:
+        drafts = result.trace[0].tokens.cpu().tolist()
+        final, stage1 = (_score(judge, rows, tokenizer, config.length) for rows in (finals, drafts))
+        digests, stage1_wall = [_digest(row) for row in drafts], result.trace[0].wall_time_s
     return {
         "plan": plan_text,
         "start": start,
         "count": count,
         "sample_ppl": final["sample_ppl"],
         "sample_entropy": final["sample_entropy"],
-        "stage1_ppl": draft["sample_ppl"],
-        "stage1_digest": [_digest(row) for row in drafts],
-        "nfe": nfe.tolist(),
-        "wall_time_s": wall,
+        "stage1_ppl": stage1["sample_ppl"],
+        "stage1_digest": digests,
+        "nfe": result.nfe.cpu().tolist(),  # every stage's, the shared draft's included
+        "wall_time_s": wall,  # the plan's cost as if run alone: the shared draft's time included
+        "stage1_wall_time_s": stage1_wall,
+        "shared_draft": draft is not None,
         "example": tokenizer.decode(finals[0])[:160],
     }
 
@@ -95,6 +153,17 @@ def _check_outputs(config: ReproduceConfig) -> Path:
     for name in OUTPUTS:
         check_output(out / name, overwrite=config.overwrite, option="--out")
     return out
+
+
+def _resumed(results: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    records = read_jsonl_resumable(results)
+    for record in records:
+        if record["settings"] != settings:
+            raise ValueError(
+                f"{results} holds a run with other settings (got {record['settings']}, now {settings}); "
+                "use another --out or the same settings"
+            )
+    return records
 
 
 def run(config: ReproduceConfig, *, progress: bool = False) -> Report:
@@ -113,30 +182,51 @@ def run(config: ReproduceConfig, *, progress: bool = False) -> Report:
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     settings = _settings(config)
-    records = read_jsonl_resumable(results)
-    for record in records:
-        if record["settings"] != settings:
-            raise ValueError(
-                f"{results} holds a run with other settings (got {record['settings']}, now {settings}); "
-                "use another --out or the same settings"
-            )
+    records = _resumed(results, settings)
     done = {(r["model"], r["plan"], r["start"]) for r in records}
+    baseline = str(config.draft_block_size)
     judge = load_judge(config.judge, device=config.device)
-    began = time.perf_counter()
+    began, machine = time.perf_counter(), machine_line()
     for model_dir in config.models:
         model = load_model(model_dir, torch.device(config.device)).eval()
         _, tokenizer = resolve_tokenizer(None, model)
-        for text in plans:
-            for start in range(0, config.num_samples, config.batch_size):
-                if (model_dir, text, start) in done:
-                    continue
-                count = min(config.batch_size, config.num_samples - start)
-                record = _batch_record(model, judge, text, start, count, config, tokenizer)
+        for start in range(0, config.num_samples, config.batch_size):
+            count = min(config.batch_size, config.num_samples - start)
+            todo = [text for text in plans if (model_dir, text, start) not in done]
+            draft = None  # the batch's stage-1 draft: computed once, for the first plan that needs it
+            for text in todo:
+                if config.share_drafts and draft is None and shares_draft(text, baseline):
+                    draft = _draft(model, judge, start, count, config, tokenizer)
+                    if progress:
+                        print(f"{model_dir} | shared stage-1 draft {baseline} | samples {start}.."
+                              f"{start + count - 1} | {draft.wall_time_s:.1f}s", flush=True)  # fmt: skip
+                shared = draft if shares_draft(text, baseline) else None
+                record = _batch_record(model, judge, text, start, count, config, tokenizer, shared)
                 record = {"model": model_dir, **record, "settings": settings}
                 append_jsonl(results, record)
                 records.append(record)
                 if progress:
                     print(f"{model_dir} | {text} | samples {start}..{start + count - 1} "
                           f"| {record['wall_time_s']:.1f}s", flush=True)  # fmt: skip
-    rows, files = write_report(records, config, out, elapsed_s=time.perf_counter() - began)
+    elapsed = time.perf_counter() - began
+    rows, files = write_report(
+        records, config, out, elapsed_s=elapsed, machine=f"{machine}; {load_line()} at the end"
+    )
     return Report(tuple(records), tuple(rows), tuple(files), time.perf_counter() - began)
+
+
+def load_line() -> str:
+    import os
+
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def machine_line() -> str:
+    """The machine a run's times belong to: CPUs, torch threads and the load when it began."""
+    import os
+    import platform
+
+    import torch
+
+    return (f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__} with "
+            f"{torch.get_num_threads()} threads; {load_line()} at the start")  # fmt: skip

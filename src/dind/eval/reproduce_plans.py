@@ -1,7 +1,8 @@
 """The plans of ``dind reproduce``: PAPER Tables 1-2 and Figure 2 analogues for one length.
 
 Every plan's sample i uses the seed ``row_seed(seed, i)``, and stage 1 is the same "D" stage in
-every plan, so all plans share the same stage-1 drafts (the runner checks it) and differences
+every plan, so all plans share the same stage-1 drafts (the runner computes each once and checks
+the digests) and differences
 against the stage-1-only plan are paired, sample by sample.
 """
 
@@ -28,6 +29,7 @@ class ReproduceConfig:
     quick: bool = False
     overwrite: bool = False
     device: str = "cpu"
+    share_drafts: bool = True  # False: every plan recomputes its stage-1 draft (same tokens, slower)
 
     @models.validator
     def _some_models(self, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:

@@ -2,7 +2,8 @@
 
 Per (model, plan): mean Gen PPL (mean of per-sample PPLs) with its standard error, the paired
 difference against the stage-1-only plan on the same samples (same seeds, same drafts) with its
-standard error, unigram entropy (BOS excluded), NFEs and wall time per sample, and whether every
+standard error, unigram entropy (BOS excluded), NFEs and wall time per sample (a plan's own cost as
+if run alone: a shared stage-1 draft's NFEs and time included, though computed once), and whether every
 sample's stage-1 draft equals the baseline's (it must, for plans that start with the baseline's
 stage: the pairing rests on it; single-stage plans of another block size pair by seed only).
 """
@@ -82,13 +83,29 @@ def _markdown_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def markdown(rows: Sequence[dict[str, Any]], config: ReproduceConfig, elapsed_s: float) -> str:
+def _drafts_line(records: Sequence[dict[str, Any]]) -> str:
+    drafts = {(r["model"], r["start"]): r["stage1_wall_time_s"] for r in records if r.get("shared_draft")}
+    if not drafts:
+        return "Stage-1 drafts: not shared (every plan ran its own stage 1)."
+    return (
+        f"Stage-1 drafts: {len(drafts)} shared draft batches ({sum(drafts.values()):.0f} s in all), each "
+        "computed once and reused by every plan that starts with the baseline's stage. nfe and "
+        "seconds_per_sample are each plan's own cost as if run alone (the draft's NFEs and time "
+        "included); the wall time above counts each draft once."
+    )
+
+
+def markdown(
+    rows: Sequence[dict[str, Any]], config: ReproduceConfig, elapsed_s: float, *, machine: str = "",
+    records: Sequence[dict[str, Any]] = (),
+) -> str:  # fmt: skip
     by_key = {(row["model"], row["plan"]): row for row in rows}
     lines = [
         "# dind reproduce", "",
         f"Models: {', '.join(config.models)}; judge: {config.judge}; length {config.length}; "
         f"{config.num_samples} samples per plan, seed {config.seed}; quick={config.quick}.",
-        f"Wall time of this invocation: {elapsed_s:.0f} s (resumed batches are not re-timed).", "",
+        f"Wall time of this invocation: {elapsed_s:.0f} s (resumed batches are not re-timed); "
+        f"machine: {machine or 'not recorded'}.", "", _drafts_line(records), "",
         "gen_ppl: mean of per-sample judge perplexities (se: its standard error). diff_vs_stage1: mean of "
         "per-sample differences against the stage-1-only plan on the same seeds (negative = better than "
         "the draft). same_drafts: every sample's stage-1 draft equals the baseline's. entropy: unigram "
@@ -150,12 +167,12 @@ def plot(rows: Sequence[dict[str, Any]], config: ReproduceConfig, path: Path) ->
     plt.close(figure)
 
 
-def write_report(records, config: ReproduceConfig, out: Path, *, elapsed_s: float):
+def write_report(records, config: ReproduceConfig, out: Path, *, elapsed_s: float, machine: str = ""):
     rows = summarise(records, baseline=str(config.draft_block_size))
     with atomic_write(out / "results.csv", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    atomic_write_text(out / "report.md", markdown(rows, config, elapsed_s))
+    atomic_write_text(out / "report.md", markdown(rows, config, elapsed_s, machine=machine, records=records))
     plot(rows, config, out / "figure2.png")
     return rows, [out / "results.jsonl", out / "results.csv", out / "report.md", out / "figure2.png"]
