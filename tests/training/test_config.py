@@ -64,6 +64,9 @@ def test_json_and_yaml_files(tmp_path):
     [
         ({"optim": {"lrr": 1}}, r"unknown config keys \['optim.lrr'\]"),
         ({"steps": 0}, "steps must be a positive integer"),
+        ({"steps": True}, r"steps must be a positive integer \(got True\)"),  # no coercion on the way
+        ({"batch_size": "4"}, "batch_size must be a positive integer"),
+        ({"objective": {"block_sizes": {"draft": 4}}}, r"objective.block_sizes must be a registry name or"),
         ({"distributed": "horovod"}, "distributed"),
         ({"objective": {"block_size_draw": "row"}}, "block_size_draw"),
         ({"optim": "fast"}, "must be a mapping"),

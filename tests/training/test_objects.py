@@ -225,6 +225,7 @@ def test_plugins_and_component_specs_in_a_config(make_config, tmp_path):
             r"plugin file not found: '/nonexistent/plugin.py'",
         ),
         (("model.preset=giant",), RegistryError, r"model.preset: unknown"),
+        (("model.init=micro",), ValueError, r"model.init must be a checkpoint directory or hub id \(got the preset"),
     ],
 )
 def test_component_errors_name_the_key(make_config, overrides, error, message):

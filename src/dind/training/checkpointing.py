@@ -2,8 +2,9 @@
 
 Layout of ``<out_dir>/checkpoints/<name>/`` (name = "latest" or "step-0001000"):
 - config.json + model.safetensors: ``dind.models.save_pretrained`` of the EMA weights (what
-  BD3-LM releases), so ``dind.models.from_pretrained`` loads it like a hub checkpoint;
-- trainer_state.pt: raw weights, optimizer, EMA, step, RNG states, data position;
+  BD3-LM releases), so ``dind.load`` loads it like a hub checkpoint;
+- trainer_state.pt: raw weights, optimizer, LR scheduler, EMA, step, RNG states, data position
+  (``dind.training.state``);
 - train_config.yaml: the TrainConfig that produced it.
 A checkpoint is built in a temporary directory and renamed into place; the previous one with the
 same name is moved aside first and removed after, so an interruption leaves a complete checkpoint

@@ -257,6 +257,8 @@ def _section_hook(cls: type, section: str) -> Any:
 # converters and validators decide (cattrs would turn ``steps: true`` into 1)
 _CONVERTER = cattrs.Converter(detailed_validation=False)
 _CONVERTER.register_structure_hook_func(lambda kind: not attrs.has(kind), lambda value, _: value)
+for _primitive in (int, float, str, bool):  # cattrs dispatches these before the predicate above
+    _CONVERTER.register_structure_hook(_primitive, lambda value, _: value)
 
 
 # the sections first: TrainConfig's generated hook looks theirs up when it is made

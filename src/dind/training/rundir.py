@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dind.errors import OutputExistsError, RunLockedError
@@ -117,3 +119,28 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+@contextmanager
+def opened_run(
+    out_dir: str | os.PathLike[str],
+    metrics_path: str | os.PathLike[str],
+    *,
+    resumed_from: str | os.PathLike[str] | None,
+    overwrite: bool,
+    step: int,
+    config_yaml: str | None,
+) -> Iterator[None]:
+    """Hold ``out_dir`` for a run: lock it, refuse to destroy another run, tidy what a killed run
+    left, record ``config_yaml`` (if any) as config.yaml."""
+    out_dir = Path(out_dir)
+    with RunLock(out_dir):
+        check_out_dir(out_dir, resume_from=resumed_from, overwrite=overwrite)
+        if resumed_from is None and overwrite:
+            clear_run(out_dir)
+        remove_scratch(out_dir)
+        if resumed_from is not None:
+            truncate_metrics(metrics_path, step)
+        if config_yaml is not None:
+            (out_dir / "config.yaml").write_text(config_yaml)
+        yield

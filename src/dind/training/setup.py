@@ -72,7 +72,15 @@ def build_model(config: ModelConfig) -> nn.Module:
     if config.init is not None:
         if config.options:
             raise ValueError(f"model.options cannot change a checkpoint's model (got {config.options})")
-        return load(config.init)
+        if not Path(config.init).expanduser().exists() and config.init in models.PRESETS:
+            raise ValueError(
+                f"model.init must be a checkpoint directory or hub id (got the preset name {config.init!r}; "
+                "set model.preset for a fresh model)"
+            )
+        try:
+            return load(config.init)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"model.init: {error}") from None
     try:
         models.PRESETS.get(config.preset)
     except RegistryError as error:

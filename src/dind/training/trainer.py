@@ -42,7 +42,6 @@ from dind.training.evaluation import Validation, eval_record, variance_record
 from dind.training.loss import DiffusionForward
 from dind.training.metrics import MetricsLog, Throughput, progress_bar, train_record
 from dind.training.objective import Objective
-from dind.training.rundir import RunLock
 from dind.training.settings import TrainingData, TrainSettings
 from dind.training.variance import sampling_interval, set_sampling_interval
 from dind.training.wiring import autocast_dtype, check_components, rebind_sharded
@@ -90,13 +89,7 @@ class Trainer:
         self.micro_batch, self.accumulation = settings.batch_geometry(self.context.world_size)
         fsdp = self.context.mode == "fsdp"
         self.export_model = copy.deepcopy(model) if fsdp and self.context.is_main else None
-        names = {id(parameter): name for name, parameter in model.named_parameters()}
-        model.to(self.context.device).train()  # from_pretrained returns eval mode
-        if settings.activation_checkpointing:
-            enable_activation_checkpointing(model)
-        self.forward = wrap(DiffusionForward(model), self.context)
-        if fsdp:
-            rebind_sharded(optimizer, names, model)
+        self.forward = self._place(model, optimizer)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.ema = None
         if settings.ema_decay is not None:
@@ -116,6 +109,17 @@ class Trainer:
         self.step, self.tokens_seen = 0, 0
         self.out_dir = Path(settings.out_dir)
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.context.is_main)
+
+    def _place(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> nn.Module:
+        """The model on the device, in train mode, inside the (wrapped) DiffusionForward."""
+        names = {id(parameter): name for name, parameter in model.named_parameters()}
+        model.to(self.context.device).train()  # dind.load returns eval mode
+        if self.settings.activation_checkpointing:
+            enable_activation_checkpointing(model)
+        forward = wrap(DiffusionForward(model), self.context)
+        if self.context.mode == "fsdp":
+            rebind_sharded(optimizer, names, model)
+        return forward
 
     def autocast_context(self) -> Any:
         if self.autocast is None:
@@ -199,27 +203,23 @@ class Trainer:
             )
         with ExitStack() as stack:
             if main:
-                stack.enter_context(self._open_run_directory())
+                config_yaml = None if self.config is None else self.config.to_yaml()
+                stack.enter_context(
+                    rundir.opened_run(
+                        self.out_dir,
+                        self.metrics.path,
+                        resumed_from=self.resumed_from,
+                        overwrite=self.overwrite,
+                        step=self.step,
+                        config_yaml=config_yaml,
+                    )  # fmt: skip
+                )
             self.context.barrier()
             bar = progress_bar(config.steps, self.step, enabled=main and config.progress)
             try:
                 return self._fit(bar)
             finally:
                 bar.close()
-
-    @contextmanager
-    def _open_run_directory(self) -> Iterator[None]:
-        """Lock out_dir, refuse to destroy another run, tidy what a killed run left."""
-        with RunLock(self.out_dir):
-            rundir.check_out_dir(self.out_dir, resume_from=self.resumed_from, overwrite=self.overwrite)
-            if self.resumed_from is None and self.overwrite:
-                rundir.clear_run(self.out_dir)
-            rundir.remove_scratch(self.out_dir)
-            if self.resumed_from is not None:
-                rundir.truncate_metrics(self.metrics.path, self.step)
-            if self.config is not None:
-                (self.out_dir / "config.yaml").write_text(self.config.to_yaml())
-            yield
 
     def _fit(self, bar: Any) -> dict[str, Any]:
         config = self.settings
