@@ -57,6 +57,7 @@ def generate(
     tracker: ConfidenceTracker | None = None,
     unmasking: UnmaskingRule | None = None,
     use_cache: bool = True,
+    step_mode: str = "dynamic",
     bos_id: int | None = None,
     stop_at_eos: bool = False,
     eos_id: int | None = None,
@@ -72,6 +73,9 @@ def generate(
     tracker: confidence signal (default: snapshot). unmasking: the default rule for stages that
       do not set their own (default: first-hitting).
     use_cache: exact KV cache over finished blocks; False runs the uncached reference path.
+    step_mode: the cached step: "dynamic" (shapes grow block by block), "static" (fixed block
+      width and cache length, preallocated cache: ``dind.models.static_step``) or "compiled" (the
+      static step under ``torch.compile``: inductor on CPU, CUDA graphs on GPU); the same samples.
     stop_at_eos: after the last stage, every position after a row's first generated ``eos_id``
       (default: ``bos_id``) is set to EOS and counted as padding (``result.lengths``).
     reject_low_entropy: BD3-LM's degenerate-sample rejection (off by default; it flatters Gen PPL):
@@ -93,7 +97,8 @@ def generate(
     seeds = _row_seeds(seed, batch_size)
     streams = RowStreams.from_seeds(seeds, device)
     tracker = tracker if tracker is not None else CONFIDENCE_TRACKERS.build("snapshot")
-    run = _PlanRun(model, plan, length, tracker, unmasking or FirstHitting(), use_cache)
+    stepper = _stepper(model, step_mode, use_cache)
+    run = _PlanRun(stepper, plan, length, tracker, unmasking or FirstHitting(), use_cache)
     bar = _progress_bar(plan, length, enabled=progress)
     on_block = bar.update if bar is not None else None
     tokens, scores, trace = run(prefix, streams, on_block)
@@ -280,6 +285,17 @@ def _prefix(prompt: Prompt, bos_id: int | None, batch_size: int, device: torch.d
     if bos_id is not None:
         ids = torch.cat([torch.full((batch_size, 1), bos_id, dtype=torch.long, device=device), ids], dim=1)
     return ids.contiguous()
+
+
+def _stepper(model: Denoiser, step_mode: str, use_cache: bool) -> Denoiser:
+    """The model, or its static-shape step wrapper (``step_mode`` "static" / "compiled")."""
+    from dind.models.static_step import check_step_mode, static_step
+
+    if check_step_mode(step_mode) == "dynamic":
+        return model
+    if not use_cache:
+        raise ValueError(f"step_mode={step_mode!r} is a cached step: it needs use_cache=True (got False)")
+    return static_step(model, compiled=step_mode == "compiled")
 
 
 def _model_device(model: Denoiser) -> torch.device:

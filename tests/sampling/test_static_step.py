@@ -1,0 +1,83 @@
+"""The static-shape cached step (dind.models.static_step): logits parity with the dynamic cache,
+identical samples through generate, validation; the compiled step (slow) gives the same samples."""
+
+import pytest
+import torch
+
+from dind import models
+from dind.models.static_step import StaticStep, static_step
+from dind.sampling import UNMASKING_RULES, StagePlan, generate
+from dind.sampling.oracles import MarkovOracle
+
+
+@pytest.fixture(scope="module")
+def micro():
+    return models.build(
+        "micro", init="random", dropout=0.0, generator=torch.Generator().manual_seed(0)
+    ).eval()
+
+
+def test_static_step_logits_equal_the_dynamic_cache_block_by_block(micro):
+    tokens = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(1))
+    stepper = static_step(micro)
+    assert static_step(micro) is stepper  # one wrapper per model: graphs and cache reused
+    reference = micro.new_cache(2, 24)
+    for stage in range(2):  # the second stage reuses the (reset) preallocated cache
+        cache, width = stepper.new_cache(2, 24), 4 + 4 * stage
+        reference.reset()
+        assert cache.filled == 0
+        for start in range(0, 24, width):
+            block = tokens[:, start : start + width]
+            noisy = block.masked_fill(torch.arange(width) % 2 == 0, micro.mask_id)
+            expected = micro.cached_logits(noisy, cache=reference, start=start)
+            torch.testing.assert_close(stepper.cached_logits(noisy, cache=cache, start=start), expected)
+            micro.append_to_cache(block, cache=reference, start=start)
+            stepper.append_to_cache(block, cache=cache, start=start)
+            assert cache.filled == reference.filled == start + width
+            for layer in range(len(cache.keys)):
+                torch.testing.assert_close(
+                    cache.keys[layer][:, :, : start + width], reference.keys[layer][:, :, : start + width]
+                )
+
+
+PLAN = StagePlan.parse("4 -> 8@0.5 -> 32@0.25")
+
+
+@pytest.mark.parametrize("rule", ["first_hitting", "confidence_topk"])
+def test_static_step_mode_gives_the_dynamic_samples(micro, rule):
+    kwargs = dict(
+        length=32, batch_size=3, seed=4, bos_id=256, prompt=[72, 105], unmasking=UNMASKING_RULES.build(rule)
+    )
+    dynamic = generate(micro, PLAN, **kwargs)
+    static = generate(micro, PLAN, step_mode="static", **kwargs)
+    assert torch.equal(static.tokens, dynamic.tokens)
+    assert torch.equal(static.nfe, dynamic.nfe)
+    torch.testing.assert_close(static.scores, dynamic.scores)
+
+
+def test_step_mode_is_validated(micro):
+    with pytest.raises(
+        ValueError, match=r"step_mode must be one of \['dynamic', 'static', 'compiled'\] \(got 'fast'\)"
+    ):
+        generate(micro, PLAN, length=32, seed=0, step_mode="fast")
+    with pytest.raises(
+        ValueError, match=r"step_mode='static' is a cached step: it needs use_cache=True \(got False\)"
+    ):
+        generate(micro, PLAN, length=32, seed=0, step_mode="static", use_cache=False)
+    oracle = MarkovOracle(torch.tensor([0.5, 0.5]), torch.tensor([[0.5, 0.5], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match=r"the static step needs a dind DiT \(got MarkovOracle\)"):
+        generate(oracle, StagePlan.parse("4"), length=8, seed=0, step_mode="static")
+    with pytest.raises(ValueError, match=r"start must equal the cached length"):
+        stepper = StaticStep(micro)
+        stepper.cached_logits(torch.zeros(1, 4, dtype=torch.long), cache=stepper.new_cache(1, 8), start=4)
+
+
+@pytest.mark.slow
+def test_compiled_step_gives_the_eager_samples(micro):
+    # inductor on CPU (CUDA graphs on GPU: benchmarks/decode_gpu.py); one compile per block width
+    kwargs = dict(length=32, batch_size=2, seed=9, bos_id=256)
+    plan = StagePlan.parse("4 -> 32@0.5")
+    eager = generate(micro, plan, **kwargs)
+    compiled = generate(micro, plan, step_mode="compiled", **kwargs)
+    assert torch.equal(compiled.tokens, eager.tokens)
+    assert torch.equal(compiled.nfe, eager.nfe)
