@@ -23,10 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--judge", default=None, help="judge directory (default: the shipped byte-level judge-shakespeare)"
     )
     parser.add_argument("--out", type=Path, default=Path("dind-reproduce-out"), help="output directory")
-    parser.add_argument("--quick", action="store_true", help="a small CPU run: 4 samples, 11 plans")
+    parser.add_argument(
+        "--quick", action="store_true", help="a small CPU run: 4 samples of 128 tokens, 11 plans (~10 min)"
+    )
     parser.add_argument("--num-samples", type=int, default=None, help="samples per plan (16; quick: 4)")
     parser.add_argument("--batch-size", type=int, default=None, help="samples generated together (default 8)")
-    parser.add_argument("--length", type=int, default=256, help="sample length in tokens (default: 256)")
+    parser.add_argument("--length", type=int, default=None, help="sample length in tokens (256; quick: 128)")
     parser.add_argument("--seed", type=int, default=0, help="sample i of every plan uses row_seed(seed, i)")
     parser.add_argument("--device", default="cpu", help="device of the model and the judge (default: cpu)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing report files in --out")
@@ -44,7 +46,7 @@ def config_from_args(args: argparse.Namespace):
         models=tuple(args.model or [_asset("tiny-shakespeare")]),
         judge=args.judge or _asset("judge-shakespeare"),
         out=str(args.out),
-        length=args.length,
+        length=args.length or (128 if args.quick else 256),
         num_samples=args.num_samples or (4 if args.quick else 16),
         batch_size=args.batch_size or (4 if args.quick else 8),
         seed=args.seed,
