@@ -76,6 +76,16 @@ def test_reproduce_pairs_every_plan_with_the_same_drafts_and_resumes(dirs, tmp_p
 def test_the_command_checks_arguments_and_defaults_to_shipped_assets(tmp_path, capsys):
     assert main(["reproduce", "--num-samples", "0", "--out", str(tmp_path)]) != 0
     assert "--num-samples must be >= 1 (got 0)" in capsys.readouterr().err
+    import argparse
+
+    from dind.eval.reproduce_command import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    quick, full = (config_from_args(parser.parse_args(a)) for a in (["--quick"], []))
+    assert (quick.length, quick.num_samples, quick.quick) == (128, 4, True)  # fits 15 min on 2 CPUs
+    assert (full.length, full.num_samples) == (256, 16)
+    assert config_from_args(parser.parse_args(["--quick", "--length", "64"])).length == 64
 
 
 def test_byte_judge_scores_model_ids_exactly(dirs):
