@@ -28,7 +28,7 @@ def _same(a, b):
         assert torch.equal(x.remasked, y.remasked) and torch.equal(x.tokens, y.tokens)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(
     later=st.lists(LATER, min_size=1, max_size=2),
     done=st.integers(1, 2),
@@ -49,9 +49,9 @@ def test_continuing_from_the_first_stages_equals_the_whole_plan(later, done, see
     assert resumed.trace[:done] == draft.trace  # the draft's NFEs and times are the plan's first stages'
 
 
-def test_parity_on_a_real_denoiser_with_bos_cache_and_uncached():
+def test_parity_on_a_real_denoiser_with_bos():
     plan = StagePlan.parse("4 -> L@0.5/4{unmasking=confidence_topk} -> 8@0.25:random")
-    for use_cache in (True, False):
+    for use_cache in (True,):
         kw = dict(length=16, batch_size=2, seed=[5, 9], bos_id=MICRO.mask_id - 1, use_cache=use_cache)
         with torch.no_grad():
             whole = generate(MICRO, plan, **kw)
