@@ -35,8 +35,9 @@ def load_plugin(spec: str) -> None:
 
 def _load_file(path: Path) -> None:
     if not path.is_file():
+        where = "" if path.is_absolute() else f", relative to {str(Path.cwd())!r}"
         raise PluginError(
-            f"plugin file not found: {str(path)!r} (--plugin takes a .py file or a module name)"
+            f"plugin file not found: {str(path)!r}{where} (a plugin is a .py file or a dotted module name)"
         )
     resolved = path.resolve()
     # one module name per file, so loading it again is a no-op like a repeated import
