@@ -103,6 +103,14 @@ class AttentionMask:
             self._built[key] = build()
         return self._built[key]
 
+    def flex_block_mask(self, key: Any, create: Callable[..., Any], device: torch.device) -> Any:
+        """The flex ``BlockMask``, made once per ``key`` by ``create`` (``create_block_mask`` or its
+        compiled form) with this mask's function and sizes."""
+        return self.memo(
+            key,
+            lambda: create(self.mask_mod, self.batch, None, self.query_length, self.key_length, device=device),
+        )
+
 
 def block_causal_mask(length: int, block_size: int) -> AttentionMask:
     """Block-causal attention over ``length`` positions (the last block may be shorter)."""

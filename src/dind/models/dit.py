@@ -114,19 +114,27 @@ class DiT(
         return self._forward(tokens, positions, self._conditioning(sigma, tokens), self._masked(mask))
 
     def training_logits(
-        self, noisy: Tensor, clean: Tensor, block_sizes: int | Tensor, *, sigma: Tensor | None = None
+        self,
+        noisy: Tensor,
+        clean: Tensor,
+        block_sizes: int | Tensor,
+        *,
+        sigma: Tensor | None = None,
+        masks: Any = None,
     ) -> Tensor:
         """Noisy and clean (batch, length) long, block sizes an int or (batch,) long tensor (each divides
         length) -> (batch, length, vocab) fp32 logits of the noisy half of the vectorised forward over
-        concat(noisy, clean) with the block-diffusion training mask; both halves use positions 0..L-1."""
+        concat(noisy, clean) with the block-diffusion training mask; both halves use positions 0..L-1.
+        ``masks``: a ``dind.attention.mask_cache.TrainingMaskCache`` to take the mask from (built
+        once per block size and reused), or None to build it for this call."""
         _check_tokens("noisy", noisy)
         if clean.shape != noisy.shape:
             raise ValueError(
                 f"clean must have the noisy shape (got {tuple(clean.shape)}, {tuple(noisy.shape)})"
             )
         batch, length = noisy.shape
-        sizes = check_block_sizes(length, block_sizes, batch=batch).to(noisy.device)
-        mask = training_mask(length, sizes)
+        sizes = check_block_sizes(length, block_sizes, batch=batch)
+        mask = training_mask(length, sizes.to(noisy.device)) if masks is None else masks.get(length, sizes)
         positions = torch.arange(length, device=noisy.device).repeat(2)
         tokens = torch.cat((noisy, clean), dim=1)
         conditioning = self._conditioning(sigma, noisy)

@@ -13,12 +13,14 @@ Two layers, so tests can inject masks and times:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import attrs
 import torch
 from torch import Tensor, nn
 
+from dind.attention.mask_cache import TrainingMaskCache
 from dind.masking import per_row_block_sizes
 from dind.schedules import NoiseSchedule
 
@@ -46,21 +48,25 @@ def as_block_size_tensor(block_sizes: int | Tensor, batch: int, length: int) -> 
     return per_row_block_sizes(torch.as_tensor(block_sizes).cpu(), batch, length)
 
 
-def block_diffusion_logits(model: Any, noisy: Tensor, clean: Tensor, block_sizes: Tensor) -> Tensor:
+def block_diffusion_logits(
+    model: Any, noisy: Tensor, clean: Tensor, block_sizes: Tensor, *, masks: TrainingMaskCache | None = None
+) -> Tensor:
     """(batch, length) noisy/clean tokens, (batch,) block sizes -> (batch, length, vocab) fp32 logits
-    of the noisy half; rows with block size == length take the plain bidirectional forward."""
+    of the noisy half; rows with block size == length take the plain bidirectional forward.
+    ``masks``: a cache the training masks come from (None: built for this call)."""
+    extra = {} if masks is None else {"masks": masks}
     length = noisy.shape[1]
     is_global = (block_sizes == length).to(noisy.device)
     n_global = int(is_global.sum())  # one sync per batch picks the path
     if n_global == len(noisy):
         return model.logits(noisy, block_size=None).float()
     if n_global == 0:
-        return model.training_logits(noisy, clean, block_sizes.to(noisy.device)).float()
+        sizes = block_sizes if masks is not None else block_sizes.to(noisy.device)
+        return model.training_logits(noisy, clean, sizes, **extra).float()
     rows_global = is_global.nonzero().squeeze(1)
     rows_local = (~is_global).nonzero().squeeze(1)
-    local = model.training_logits(
-        noisy[rows_local], clean[rows_local], block_sizes.to(noisy.device)[rows_local]
-    )
+    sizes = block_sizes if masks is not None else block_sizes.to(noisy.device)
+    local = model.training_logits(noisy[rows_local], clean[rows_local], sizes[rows_local.to(sizes.device)], **extra)
     global_ = model.logits(noisy[rows_global], block_size=None)
     order = torch.cat([rows_local, rows_global])
     return torch.cat([local.float(), global_.float()])[torch.argsort(order)]
@@ -68,14 +74,27 @@ def block_diffusion_logits(model: Any, noisy: Tensor, clean: Tensor, block_sizes
 
 class DiffusionForward(nn.Module):
     """``forward(noisy, clean, block_sizes) -> logits`` over a DiT: the one entry point DDP/FSDP wrap
-    (their hooks run on ``forward``, not on the DiT's ``logits``/``training_logits`` methods)."""
+    (their hooks run on ``forward``, not on the DiT's ``logits``/``training_logits`` methods).
 
-    def __init__(self, model: nn.Module):
+    It owns the ``TrainingMaskCache`` its forwards take their masks from: a mask (and its dense /
+    flex forms) is built once per (length, block size) and reused by every later step.
+    ``cache_masks=False`` builds every mask afresh (the reference the cache is tested against)."""
+
+    def __init__(self, model: nn.Module, *, cache_masks: bool = True):
         super().__init__()
         self.model = model
+        self.masks = TrainingMaskCache() if cache_masks and _takes_masks(model) else None
 
     def forward(self, noisy: Tensor, clean: Tensor, block_sizes: Tensor) -> Tensor:
-        return block_diffusion_logits(self.model, noisy, clean, block_sizes)
+        return block_diffusion_logits(self.model, noisy, clean, block_sizes, masks=self.masks)
+
+
+def _takes_masks(model: nn.Module) -> bool:
+    """Whether ``model.training_logits`` accepts ``masks=`` (a DiT does; another denoiser may not)."""
+    try:
+        return "masks" in inspect.signature(model.training_logits).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def nelbo_from_logits(

@@ -36,12 +36,7 @@ class FlexAttention:
         block_mask = None
         if mask is not None:
             build = _compiled(create_block_mask) if self.compile else create_block_mask
-            block_mask = mask.memo(
-                ("flex", query.device, self.compile),
-                lambda: build(
-                    mask.mask_mod, mask.batch, None, mask.query_length, mask.key_length, device=query.device
-                ),
-            )
+            block_mask = mask.flex_block_mask(("flex", query.device, self.compile), build, query.device)
         if self.compile:
             return _compiled(flex_attention)(query, key, value, block_mask=block_mask).to(query.dtype)
         with warnings.catch_warnings():  # the unfused path is what compile=False asks for
