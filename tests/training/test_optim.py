@@ -36,3 +36,53 @@ def test_adamw_defaults_and_no_decay_on_vectors():
     assert optimizer.defaults["eps"] == 1e-8
     assert decayed["weight_decay"] == 0.1 and [p.dim() for p in decayed["params"]] == [2]
     assert plain["weight_decay"] == 0.0 and len(plain["params"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("implementation", "device", "flags"),
+    [
+        ("auto", "cpu", {"fused": True}),
+        ("auto", "meta", {"foreach": True}),
+        ("fused", "cpu", {"fused": True}),
+        ("foreach", "cpu", {"foreach": True}),
+        ("for_loop", "cpu", {"foreach": False}),
+    ],
+)
+def test_adamw_implementation_is_chosen_and_recorded(implementation, device, flags):
+    from dind.training.optim import resolve_implementation
+
+    model = torch.nn.Linear(3, 4)
+    optimizer = build_adamw(model.named_parameters(), implementation=implementation, device=device)
+    for key, value in flags.items():
+        assert all(group[key] is value for group in optimizer.param_groups), key
+    assert resolve_implementation(implementation, device) in ("fused", "foreach", "for_loop")
+
+
+def test_adamw_implementation_errors_name_the_option():
+    model = torch.nn.Linear(3, 4)
+    with pytest.raises(ValueError, match=r"optim.implementation must be one of .*got 'fast'"):
+        build_adamw(model.named_parameters(), implementation="fast")
+    with pytest.raises(ValueError, match=r"optim.implementation 'fused' needs a device .*got device 'meta'"):
+        build_adamw(model.named_parameters(), implementation="fused", device="meta")
+    from dind.training import OptimConfig
+
+    with pytest.raises(ValueError, match=r"implementation must be one of .*got 'fast'"):
+        OptimConfig(implementation="fast")
+
+
+@given(seed=st.integers(0, 2**16))
+def test_implementations_agree_to_float_rounding(seed):
+    """fused, foreach and for_loop take the same AdamW step (not bitwise: summation order)."""
+    generator = torch.Generator().manual_seed(seed)
+    start = torch.randn(5, 7, generator=generator)
+    grads = [torch.randn(5, 7, generator=generator) for _ in range(3)]
+    results = []
+    for implementation in ("fused", "foreach", "for_loop"):
+        weight = torch.nn.Parameter(start.clone())
+        optimizer = build_adamw([("w", weight)], lr=1e-2, weight_decay=0.1, implementation=implementation)
+        for grad in grads:
+            weight.grad = grad.clone()
+            optimizer.step()
+        results.append(weight.detach())
+    assert torch.allclose(results[0], results[1], rtol=1e-5, atol=1e-7)
+    assert torch.equal(results[1], results[2])

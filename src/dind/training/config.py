@@ -141,6 +141,9 @@ class OptimConfig:
     grad_clip: float | None = attrs.field(
         default=1.0, converter=_float_or_none, validator=_positive_number_or_null
     )
+    implementation: Literal["auto", "fused", "foreach", "for_loop"] = attrs.field(
+        default="auto", validator=_one_of("auto", "fused", "foreach", "for_loop")
+    )
 
 
 @attrs.frozen

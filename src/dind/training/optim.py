@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 import torch
@@ -65,6 +65,29 @@ class CosineWithWarmup:
         return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+OptimizerImplementation = Literal["auto", "fused", "foreach", "for_loop"]
+IMPLEMENTATIONS: tuple[str, ...] = ("auto", "fused", "foreach", "for_loop")
+# devices with a fused AdamW kernel that dind uses (torch 2.13 has CPU and CUDA ones); measured on
+# the tiny model's 5.5M parameters on a 2-core CPU: fused 22 ms, for_loop 156 ms, foreach 199 ms
+FUSED_DEVICES: tuple[str, ...] = ("cuda", "cpu")
+
+
+def resolve_implementation(implementation: str, device: torch.device | str | None = None) -> str:
+    """``auto`` -> ``fused`` where the device has a fused kernel, else ``foreach``; the others are
+    checked and returned. ``device``: where the parameters will live (default: CPU)."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"optim.implementation must be one of {list(IMPLEMENTATIONS)} (got {implementation!r})")
+    kind = torch.device(device if device is not None else "cpu").type
+    if implementation == "auto":
+        return "fused" if kind in FUSED_DEVICES else "foreach"
+    if implementation == "fused" and kind not in FUSED_DEVICES:
+        raise ValueError(
+            f"optim.implementation 'fused' needs a device with a fused AdamW kernel {list(FUSED_DEVICES)} "
+            f"(got device {kind!r}); use 'auto' or 'foreach'"
+        )
+    return implementation
+
+
 def build_adamw(
     named_parameters: Iterable[tuple[str, nn.Parameter]],
     *,
@@ -72,14 +95,23 @@ def build_adamw(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
+    implementation: str = "auto",
+    device: torch.device | str | None = None,
 ) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (biases, norms and scalars are not decayed)."""
+    """AdamW with weight decay on matrices only (biases, norms and scalars are not decayed).
+
+    ``implementation``: "fused" (one kernel for all parameters), "foreach" (batched ops),
+    "for_loop" (one parameter at a time), or "auto" (fused where ``device`` has the kernel). The
+    three give the same update up to float rounding, not bit for bit: a run resumes exactly with
+    the implementation it was started with (the state dict is the same for all of them)."""
+    chosen = resolve_implementation(implementation, device)
     decay, no_decay = [], []
     for _, parameter in named_parameters:
         if parameter.requires_grad:
             (decay if parameter.dim() >= 2 else no_decay).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+    flags = {"fused": True} if chosen == "fused" else {"foreach": chosen == "foreach"}
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **flags)
 
 
 def lambda_lr(optimizer: torch.optim.Optimizer, schedule: LRSchedule) -> LambdaLR:

@@ -173,15 +173,18 @@ def build_data(
 
 
 def build_optimizer(
-    config: OptimConfig, model: nn.Module, total_steps: int
+    config: OptimConfig, model: nn.Module, total_steps: int, device: torch.device | str | None = None
 ) -> tuple[torch.optim.Optimizer, LambdaLR]:
-    """AdamW over ``model``'s parameters and the LambdaLR of the config's schedule."""
+    """AdamW over ``model``'s parameters (to be trained on ``device``) and the LambdaLR of the
+    config's schedule."""
     optimizer = build_adamw(
         model.named_parameters(),
         lr=config.lr,
         betas=config.betas,
         eps=config.eps,
         weight_decay=config.weight_decay,
+        implementation=config.implementation,
+        device=device,
     )
     return optimizer, lambda_lr(optimizer, build_lr_schedule(config, total_steps))
 
@@ -203,7 +206,7 @@ def build_trainer(config: TrainConfig, *, overwrite: bool = False, model: nn.Mod
     length = sequence_length(config.data, model)
     objective = build_objective(config.objective, length)
     data = build_data(config.data, tokenizer, length, context, config.seed)
-    optimizer, scheduler = build_optimizer(config.optim, model, config.steps)
+    optimizer, scheduler = build_optimizer(config.optim, model, config.steps, context.device)
     return trainer_class(
         model,
         objective,
