@@ -169,6 +169,7 @@ class TrainConfig:
     micro_batch_size: int | None = attrs.field(default=None, validator=_positive_int_or_null)
     precision: Precision = attrs.field(default="auto", validator=_one_of("auto", "fp32", "bf16"))
     activation_checkpointing: bool = False
+    compile: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     distributed: DistributedMode = attrs.field(default="none", validator=_one_of("none", "ddp", "fsdp"))
     device: str = "auto"
     seed: int = 0

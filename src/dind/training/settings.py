@@ -87,6 +87,7 @@ class TrainSettings:
     grad_clip: float | None = attrs.field(default=1.0, validator=positive_number.or_none())
     precision: Precision = attrs.field(default="auto", validator=_one_of("auto", "fp32", "bf16"))
     activation_checkpointing: bool = False
+    compile: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     out_dir: str = attrs.field(default="runs/train", converter=str)
     log_every: int = attrs.field(default=10, validator=positive_int)
     eval_every: int | None = attrs.field(default=500, validator=_positive_int_or_none)

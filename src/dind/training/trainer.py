@@ -35,6 +35,7 @@ from dind.training import rundir
 from dind.training import state as checkpoint_state
 from dind.training.activation_checkpointing import enable_activation_checkpointing
 from dind.training.block_sizes import check_divides
+from dind.training.compile import compile_model
 from dind.training.config import TrainConfig
 from dind.training.distributed import DistributedContext, gradient_sync, init_distributed, unwrap, wrap
 from dind.training.ema import ExponentialMovingAverage
@@ -116,6 +117,8 @@ class Trainer:
         model.to(self.context.device).train()  # dind.load returns eval mode
         if self.settings.activation_checkpointing:
             enable_activation_checkpointing(model)
+        if self.settings.compile:
+            compile_model(model)
         forward = wrap(DiffusionForward(model), self.context)
         if self.context.mode == "fsdp":
             rebind_sharded(optimizer, names, model)
