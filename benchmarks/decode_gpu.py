@@ -7,7 +7,7 @@ One run, well under 10 minutes on an H100/H200:
    over the measured copy bandwidth). Target: < 3 ms.
 2. samples of the compiled step equal the dynamic step's for the same seeds (short plan);
 3. training tokens/s of the 110M model at L = 1024 (bf16 autocast, fused AdamW, block size 4,
-   synthetic tokens) against the bf16 dense peak (``--peak-tflops``, default 989 = H100/H200 SXM).
+   synthetic tokens; eager, then ``compile=true``'s compiled blocks) against the bf16 dense peak (``--peak-tflops``, default 989 = H100/H200 SXM).
    Target: >= 35% of peak. (benchmarks/training_gpu.py is the fuller training benchmark.)
 
     python benchmarks/decode_gpu.py                 # writes benchmarks/results/decode-gpu.{json,md}
@@ -85,21 +85,32 @@ def same_samples(model) -> bool:
     return bool(torch.equal(dynamic.tokens, compiled.tokens))
 
 
-def training(model, *, length: int, micro_batch: int, steps: int, peak_tflops: float) -> dict:
+def training(
+    model, *, length: int, micro_batch: int, steps: int, peak_tflops: float, compiled: bool = False
+) -> dict:
+    """The trainer's forward (DiffusionForward: training masks cached per block size), fused AdamW;
+    ``compiled``: dind.training.compile.compile_model first (compile=true in a TrainConfig)."""
+    from dind.training.compile import compile_model
+    from dind.training.loss import DiffusionForward
+
     model.train()
+    if compiled:
+        compile_model(model)
+    forward = DiffusionForward(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     clean = torch.randint(0, model.mask_id, (micro_batch, length), device="cuda")
     noisy = torch.where(torch.rand(clean.shape, device="cuda") < 0.5, model.mask_id, clean)
+    sizes = torch.full((micro_batch,), 4)
 
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = model.training_logits(noisy, clean, 4)
+            logits = forward(noisy, clean, sizes)
             loss = F.cross_entropy(logits[noisy == model.mask_id], clean[noisy == model.mask_id])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    seconds = cuda_time(step, repeats=steps, warmup=3)
+    seconds = cuda_time(step, repeats=steps, warmup=5 if compiled else 3)  # compiling is in the warm-up
     model.eval()
     params = sum(p.numel() for p in model.parameters())
     config = model.config
@@ -136,6 +147,10 @@ def main() -> None:
         report["training"] = training(
             model, length=1024, micro_batch=args.micro_batch, steps=10, peak_tflops=args.peak_tflops
         )
+        report["training_compiled"] = training(  # last: compile_model changes the model in place
+            model, length=1024, micro_batch=args.micro_batch, steps=10, peak_tflops=args.peak_tflops,
+            compiled=True,
+        )  # fmt: skip
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "decode-gpu.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# GPU decode/training: {report['device']}", "", "```", json.dumps(report, indent=2), "```", ""]
