@@ -7,7 +7,8 @@ One run, well under 10 minutes on an H100/H200:
    over the measured copy bandwidth). Target: < 3 ms.
 2. samples of the compiled step equal the dynamic step's for the same seeds (short plan);
 3. training tokens/s of the 110M model at L = 1024 (bf16 autocast, fused AdamW, block size 4,
-   synthetic tokens; eager, then ``compile=true``'s compiled blocks) against the bf16 dense peak (``--peak-tflops``, default 989 = H100/H200 SXM).
+   synthetic tokens; eager, then ``compile=true``'s compiled blocks) against the bf16 dense
+   peak (``--peak-tflops``, default 989 = H100/H200 SXM).
    Target: >= 35% of peak. (benchmarks/training_gpu.py is the fuller training benchmark.)
 
     python benchmarks/decode_gpu.py                 # writes benchmarks/results/decode-gpu.{json,md}

@@ -80,26 +80,31 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
 def write_markdown(report: dict, path: Path) -> None:
     m, rows = report["machine"], report["results"]
     base = next((r for r in rows if r["variant"] == "eager-for_loop"), rows[0])
+    command = " ".join(["python benchmarks/training_throughput.py", *report["argv"]])
     lines = [
         "# Training-step throughput, `tiny` DiT, CPU",
         "",
-        f"`python benchmarks/training_throughput.py {' '.join(report['argv'])}`".replace(" `", "`"),
+        f"`{command}`",
         "",
-        f"Machine: {m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, "
-        f"Python {m['python']}. **Shared and loaded**: load average {_load(report['load_before'])} before, "
-        f"{_load(report['load_after'])} after (other jobs, a training run among them, used the same 2 cores), "
-        "so absolute figures are low and noisy; ratios within one run are the useful part.",
+        f"Machine: {m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, "
+        f"torch {m['torch']}, Python {m['python']}. **Shared and loaded**: load average "
+        f"{_load(report['load_before'])} before, {_load(report['load_after'])} after (other jobs, a "
+        "training run among them, used the same 2 cores), so absolute figures are low and noisy; "
+        "ratios within one run are the useful part.",
         "",
-        f"Batch {report['batch']} x {report['length']} tokens, block sizes `{report['block_sizes']}` drawn per "
-        f"row, {report['steps']} timed steps after {report['warmup']} warm-up (compilation is in the warm-up).",
+        f"Batch {report['batch']} x {report['length']} tokens, block sizes `{report['block_sizes']}` "
+        f"drawn per row, {report['steps']} timed steps after {report['warmup']} warm-up (compilation "
+        "is in the warm-up).",
         "",
-        "| variant | compiled | AdamW | mask cache | median step s | tokens/s | vs eager for_loop | warm-up s |",
+        "| variant | compiled | AdamW | mask cache | median step s | tokens/s | vs eager for_loop "
+        "| warm-up s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        ratio = r["tokens_per_s"] / base["tokens_per_s"]
         lines.append(
-            f"| {r['variant']} | {r['compiled']} | {r['optimizer']} | {r['mask_cache']} | {r['step_s']:.3f} | "
-            f"{r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base['tokens_per_s']:.2f}x | {r['warmup_s']:.1f} |"
+            f"| {r['variant']} | {r['compiled']} | {r['optimizer']} | {r['mask_cache']} | "
+            f"{r['step_s']:.3f} | {r['tokens_per_s']:.0f} | {ratio:.2f}x | {r['warmup_s']:.1f} |"
         )
     lines += ["", *report.get("notes", []), ""]
     path.write_text("\n".join(lines))

@@ -40,7 +40,9 @@ def test_cached_flex_block_mask_equals_a_whole_batch_build():
     query, key_, value = (torch.randn(4, 2, 2 * LENGTH, 8, generator=generator) for _ in range(3))
     backend = flex_module.FlexAttention()
     assert torch.allclose(
-        backend(query, key_, value, stacked), backend(query, key_, value, training_mask(LENGTH, sizes)), atol=1e-6
+        backend(query, key_, value, stacked),
+        backend(query, key_, value, training_mask(LENGTH, sizes)),
+        atol=1e-6,
     )
 
 

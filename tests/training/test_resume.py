@@ -76,7 +76,9 @@ def test_resume_is_exact_with_each_optimizer_implementation(make_config, tmp_pat
     build_trainer(make_config(*options, "steps=2", f"out_dir={tmp_path / 'split'}")).fit()
     other = "for_loop" if implementation == "auto" else "auto"
     resumed = build_trainer(
-        make_config("steps=4", "eval_every=null", f"optim.implementation={other}", f"out_dir={tmp_path / 'split'}")
+        make_config(
+            "steps=4", "eval_every=null", f"optim.implementation={other}", f"out_dir={tmp_path / 'split'}"
+        )
     )
     resumed.resume(str(tmp_path / "split"))
     assert resumed.optimizer.param_groups[0]["fused"] == straight.optimizer.param_groups[0]["fused"]

@@ -108,7 +108,9 @@ class AttentionMask:
         compiled form) with this mask's function and sizes."""
         return self.memo(
             key,
-            lambda: create(self.mask_mod, self.batch, None, self.query_length, self.key_length, device=device),
+            lambda: create(
+                self.mask_mod, self.batch, None, self.query_length, self.key_length, device=device
+            ),
         )
 
 

@@ -66,7 +66,9 @@ def block_diffusion_logits(
     rows_global = is_global.nonzero().squeeze(1)
     rows_local = (~is_global).nonzero().squeeze(1)
     sizes = block_sizes if masks is not None else block_sizes.to(noisy.device)
-    local = model.training_logits(noisy[rows_local], clean[rows_local], sizes[rows_local.to(sizes.device)], **extra)
+    local = model.training_logits(
+        noisy[rows_local], clean[rows_local], sizes[rows_local.to(sizes.device)], **extra
+    )
     global_ = model.logits(noisy[rows_global], block_size=None)
     order = torch.cat([rows_local, rows_global])
     return torch.cat([local.float(), global_.float()])[torch.argsort(order)]

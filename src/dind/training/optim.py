@@ -76,7 +76,9 @@ def resolve_implementation(implementation: str, device: torch.device | str | Non
     """``auto`` -> ``fused`` where the device has a fused kernel, else ``foreach``; the others are
     checked and returned. ``device``: where the parameters will live (default: CPU)."""
     if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"optim.implementation must be one of {list(IMPLEMENTATIONS)} (got {implementation!r})")
+        raise ValueError(
+            f"optim.implementation must be one of {list(IMPLEMENTATIONS)} (got {implementation!r})"
+        )
     kind = torch.device(device if device is not None else "cpu").type
     if implementation == "auto":
         return "fused" if kind in FUSED_DEVICES else "foreach"
