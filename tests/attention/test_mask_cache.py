@@ -57,8 +57,9 @@ def test_lru_evicts_the_least_recent_and_refuses_a_bad_size():
     assert cache.builds == 4
     with pytest.raises(ValueError, match="max_entries must be a positive integer"):
         TrainingMaskCache(max_entries=0)
-    with pytest.raises(ValueError, match="distinct block sizes must fit"):
-        cache.get(LENGTH, torch.tensor([1, 2, 4]))
+    too_many = torch.tensor([1, 2, 4])  # more sizes than entries: built afresh, cache untouched
+    assert torch.equal(cache.get(LENGTH, too_many).dense(), training_mask(LENGTH, too_many).dense())
+    assert cache.builds == 4 and len(cache) == 2
     with pytest.raises(ValueError, match="divide length"):
         cache.get(LENGTH, torch.tensor([3]))
 
@@ -112,3 +113,13 @@ def test_cached_training_logits_match_uncached_with_gradients(micro_eager):
 def micro_eager():
     torch.manual_seed(0)
     return models.build("micro", init="random", attn_backend="sdpa", dropout=0.0).eval()
+
+
+def test_masks_are_built_for_the_inputs_device():
+    """The mask function's lookup table lives on the device of the index grids (a CPU table indexed
+    by CUDA indices would fail on a GPU); the meta device stands in for one here."""
+    cache = TrainingMaskCache()
+    one = cache.get(LENGTH, torch.tensor([4, 4]), "meta")
+    mixed = cache.get(LENGTH, torch.tensor([4, 8]), "meta")
+    assert one.dense("meta").device.type == "meta" and mixed.dense("meta").shape == (2, 1, 32, 32)
+    assert cache.one_size(LENGTH, 4, "meta") is one and cache.one_size(LENGTH, 4) is not one

@@ -33,9 +33,9 @@ class StackedTrainingMask(AttentionMask):
         super().__init__(
             training_mod(length, sizes), batch=len(sizes), query_length=2 * length, key_length=2 * length
         )
-        self.sizes = sizes  # (batch,) long, on CPU
+        self.sizes = sizes  # (batch,) long, on the device the parts were built for
         self.parts = parts  # one cached mask per distinct size
-        self.row_index = row_index  # (batch,) long: which part each row uses (on CPU)
+        self.row_index = row_index  # (batch,) long: which part each row uses
 
     def dense(self, device: torch.device | str | None = None) -> Tensor:
         device = torch.device(device if device is not None else "cpu")
@@ -63,7 +63,7 @@ class StackedTrainingMask(AttentionMask):
                 stack("full_kv_num_blocks"),
                 stack("full_kv_indices"),
                 BLOCK_SIZE=parts[0].BLOCK_SIZE,
-                mask_mod=training_mod(self.query_length // 2, self.sizes.to(device)),
+                mask_mod=self.mask_mod,
                 seq_lengths=parts[0].seq_lengths,
             )
 
@@ -75,14 +75,15 @@ class TrainingMaskCache:
 
     ``get(length, block_sizes)``: the mask for an int or a (batch,) tensor of sizes. Every row of
     one size -> the cached one-size mask itself (its batch axis broadcasts); mixed sizes -> a
-    ``StackedTrainingMask`` over the cached ones. ``builds`` counts one-size masks made (a miss)."""
+    ``StackedTrainingMask`` over the cached ones; a batch with more distinct sizes than
+    ``max_entries`` gets an uncached mask. ``builds`` counts one-size masks made (a miss)."""
 
     def __init__(self, max_entries: int = 16):
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries must be a positive integer (got {max_entries!r})")
         self.max_entries = max_entries
         self.builds = 0
-        self._entries: OrderedDict[tuple[int, int], AttentionMask] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int, torch.device], AttentionMask] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -90,30 +91,36 @@ class TrainingMaskCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    def one_size(self, length: int, block_size: int) -> AttentionMask:
-        key = (int(length), int(block_size))
+    def one_size(self, length: int, block_size: int, device: torch.device | str = "cpu") -> AttentionMask:
+        key = (int(length), int(block_size), torch.device(device))
         if key in self._entries:
             self._entries.move_to_end(key)
             return self._entries[key]
-        mask = training_mask(*key)
+        check_block_sizes(key[0], key[1])  # on CPU: no device sync
+        # the mask function's lookup table lives on the device its index grids will be made on
+        size = torch.tensor(key[1], device=key[2])
+        mask = AttentionMask(
+            training_mod(key[0], size), batch=None, query_length=2 * key[0], key_length=2 * key[0]
+        )
         self.builds += 1
         self._entries[key] = mask
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return mask
 
-    def get(self, length: int, block_sizes: int | Tensor) -> AttentionMask:
+    def get(
+        self, length: int, block_sizes: int | Tensor, device: torch.device | str = "cpu"
+    ) -> AttentionMask:
+        """The mask for ``block_sizes`` (an int or (batch,) long tensor), for inputs on ``device``."""
         sizes = check_block_sizes(length, block_sizes).cpu()
+        device = torch.device(device)
         if sizes.dim() == 0:
-            return self.one_size(length, int(sizes))
+            return self.one_size(length, int(sizes), device)
         distinct, row_index = torch.unique(sizes, return_inverse=True)  # one sync: sizes live on CPU
         values = distinct.tolist()
         if len(values) == 1:
-            return self.one_size(length, values[0])
-        if len(values) > self.max_entries:
-            raise ValueError(
-                f"a batch's distinct block sizes must fit the mask cache (got {len(values)} sizes, "
-                f"max_entries {self.max_entries})"
-            )
-        parts = [self.one_size(length, value) for value in values]
-        return StackedTrainingMask(length, sizes, parts, row_index)
+            return self.one_size(length, values[0], device)
+        if len(values) > self.max_entries:  # more sizes than the cache holds: build this one afresh
+            return training_mask(length, sizes.to(device))
+        parts = [self.one_size(length, value, device) for value in values]
+        return StackedTrainingMask(length, sizes.to(device), parts, row_index.to(device))

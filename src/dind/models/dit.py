@@ -134,7 +134,11 @@ class DiT(
             )
         batch, length = noisy.shape
         sizes = check_block_sizes(length, block_sizes, batch=batch)
-        mask = training_mask(length, sizes.to(noisy.device)) if masks is None else masks.get(length, sizes)
+        mask = (
+            training_mask(length, sizes.to(noisy.device))
+            if masks is None
+            else masks.get(length, sizes, noisy.device)
+        )
         positions = torch.arange(length, device=noisy.device).repeat(2)
         tokens = torch.cat((noisy, clean), dim=1)
         conditioning = self._conditioning(sigma, noisy)
