@@ -77,6 +77,45 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     }  # fmt: skip
 
 
+def components(args: argparse.Namespace) -> dict:
+    """The two parts these options change, timed alone (less exposed to the machine's load than a
+    whole step): one AdamW step over the tiny model's parameters per implementation, and the
+    training mask of one batch (dense form, what sdpa uses) built fresh vs taken from the cache."""
+    from dind.attention import training_mask
+    from dind.attention.mask_cache import TrainingMaskCache
+
+    model = models.build("tiny", init="random")
+    optimizer_ms = {}
+    for implementation in ("for_loop", "foreach", "fused"):
+        params = [p.detach().clone().requires_grad_() for p in model.parameters()]
+        optimizer = build_adamw([(str(i), p) for i, p in enumerate(params)], implementation=implementation)
+        for p in params:
+            p.grad = torch.randn_like(p) * 1e-2
+        optimizer.step()
+        optimizer_ms[implementation] = 1e3 * _median_time(optimizer.step, 10)
+    sizes = parse_block_sizes(args.block_sizes).sample(args.batch, generator=torch.Generator().manual_seed(0))
+    cache = TrainingMaskCache()
+    cache.get(args.length, sizes).dense()
+    mask_ms = {
+        "fresh": 1e3 * _median_time(lambda: training_mask(args.length, sizes).dense(), 10),
+        "cached": 1e3 * _median_time(lambda: cache.get(args.length, sizes).dense(), 10),
+    }
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "adamw_step_ms": optimizer_ms,
+        "mask_ms": mask_ms,
+    }
+
+
+def _median_time(call, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def write_markdown(report: dict, path: Path) -> None:
     m, rows = report["machine"], report["results"]
     base = next((r for r in rows if r["variant"] == "eager-for_loop"), rows[0])
@@ -106,6 +145,17 @@ def write_markdown(report: dict, path: Path) -> None:
             f"| {r['variant']} | {r['compiled']} | {r['optimizer']} | {r['mask_cache']} | "
             f"{r['step_s']:.3f} | {r['tokens_per_s']:.0f} | {ratio:.2f}x | {r['warmup_s']:.1f} |"
         )
+    parts = report.get("components")
+    if parts:
+        adamw = ", ".join(f"{name} {ms:.0f} ms" for name, ms in parts["adamw_step_ms"].items())
+        masks = parts["mask_ms"]
+        lines += [
+            "",
+            f"Parts alone (median of 10): one AdamW step over the {parts['parameters'] / 1e6:.1f}M "
+            f"parameters: "
+            f"{adamw}. The batch's training mask (dense, {report['batch']} x 1 x {2 * report['length']}^2): "
+            f"{masks['fresh']:.2f} ms built fresh, {masks['cached']:.2f} ms from the cache.",
+        ]
     lines += ["", *report.get("notes", []), ""]
     path.write_text("\n".join(lines))
 
@@ -129,6 +179,8 @@ def main() -> None:
         "length": args.length, "block_sizes": args.block_sizes, "steps": args.steps, "warmup": args.warmup,
         "results": [],
     }  # fmt: skip
+    report["components"] = components(args)
+    print(json.dumps(report["components"]), flush=True)
     for name in args.variants.split(","):
         report["results"].append(run_variant(name, args))
         print(json.dumps(report["results"][-1]), flush=True)
