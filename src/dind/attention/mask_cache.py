@@ -2,7 +2,7 @@
 
 A ``TrainingMaskCache`` is a small LRU owned by whoever runs the training forward (the
 ``DiffusionForward``); it is passed explicitly, so there is no module-level state that can go
-stale. Its entries depend only on their key (length, block size), and each entry memoises its
+stale. Its entries depend only on their key (length, block size, device), and each memoises its
 own dense / flex forms per device, so a second step with the same block sizes evaluates no mask
 function and calls ``create_block_mask`` not at all.
 
@@ -71,7 +71,7 @@ class StackedTrainingMask(AttentionMask):
 
 
 class TrainingMaskCache:
-    """LRU of one-size training masks keyed explicitly by ``(length, block_size)``.
+    """LRU of one-size training masks keyed explicitly by ``(length, block_size, device)``.
 
     ``get(length, block_sizes)``: the mask for an int or a (batch,) tensor of sizes. Every row of
     one size -> the cached one-size mask itself (its batch axis broadcasts); mixed sizes -> a
