@@ -166,3 +166,21 @@ def test_a_run_killed_mid_batch_resumes_with_one_draft_and_the_same_results(dirs
     # batch 0: its draft + the plans not done ("4", "8", "16" were); batch 1: every plan ("4" is its draft)
     assert len(calls) == (1 + len(all_plans(_config(dirs, out))) - 3) + len(all_plans(_config(dirs, out)))
     assert _by_key(again.records) == _by_key(full.records)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_option_of_a_plan_can_change_its_result(quick):
+    """A tracker only records the confidences that a later stage's remasker reads, so a plan that
+    sets it on its last stage would repeat the plan without it: every tracker is on a stage that
+    has a remasking stage after it, and no two plans of a section are the same plan."""
+    from dind.sampling import StagePlan
+
+    config = ReproduceConfig(models=("m",), judge="j", length=128, quick=quick)
+    for plan_text in all_plans(config):
+        stages = StagePlan.parse(plan_text).stages
+        assert all(stage.tracker is None for stage in stages[-1:]), plan_text
+    from dind.eval.reproduce_plans import sections
+
+    for name, plans in sections(config).items():
+        parsed = [StagePlan.parse(text) for text in plans]
+        assert len(set(map(str, parsed))) == len(parsed), name

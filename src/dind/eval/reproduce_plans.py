@@ -59,8 +59,11 @@ def sections(config: ReproduceConfig) -> dict[str, tuple[str, ...]]:
         "figure2_ratio": figure2_ratio,
     }
     if not config.quick:  # the sampling axes: nucleus, temperature, tracker, unmasking rule
-        options = ("top_p=0.9", "temperature=0.8", "tracker=margin", "unmasking=confidence_threshold")
-        result["axes"] = (f"{d}", refine, *(f"{refine}{{{option}}}" for option in options))
+        options = ("top_p=0.9", "temperature=0.8", "unmasking=confidence_threshold")
+        # the tracker records the confidences that the NEXT stage's remasker reads, so it is set on
+        # stage 1 (on the last stage of a 2-stage plan it would change nothing)
+        tracker = f"{d}{{tracker=margin}} -> L@{r:g}"
+        result["axes"] = (f"{d}", refine, *(f"{refine}{{{option}}}" for option in options), tracker)
     return result
 
 
