@@ -137,34 +137,35 @@ def markdown(
 
 
 def plot(rows: Sequence[dict[str, Any]], config: ReproduceConfig, path: Path) -> None:
-    import matplotlib
+    """Figure 2 analogues: each model's paired Gen PPL difference against its own stage-1 drafts
+    (mean +- standard error) per stage-2 block size and per remask ratio; 0 = the draft."""
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    model = config.models[0]
-    by_plan = {row["plan"]: row for row in rows if row["model"] == model}
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots(1, 2)
     for axis, name, label in (
         (axes[0], "figure2_block", "stage-2 block size"),
-        (axes[1], "figure2_ratio", "ratio"),
+        (axes[1], "figure2_ratio", "remask ratio"),
     ):
-        plans = [p for p in sections(config)[name][1:] if p in by_plan]
-        axis.errorbar(range(len(plans)), [by_plan[p]["gen_ppl"] for p in plans],
-                      yerr=[by_plan[p]["se"] for p in plans], marker="o", capsize=3)  # fmt: skip
-        base = by_plan.get(sections(config)[name][0])
-        if base:
-            axis.axhline(base["gen_ppl"], color="grey", linestyle="--", label="stage 1 only")
-            axis.legend()
+        plans = sections(config)[name][1:]
+        for index, model in enumerate(config.models):
+            by_plan = {row["plan"]: row for row in rows if row["model"] == model}
+            shown = [(x, by_plan[p]) for x, p in enumerate(plans) if p in by_plan]
+            if not shown:
+                continue
+            axis.errorbar([x + 0.06 * index for x, _ in shown], [row["diff_vs_stage1"] for _, row in shown],
+                          yerr=[row["diff_se"] for _, row in shown], marker="o", capsize=3,
+                          label=Path(model).name or model)  # fmt: skip
+        axis.axhline(0.0, color="grey", linestyle="--", label="stage-1 draft")
+        axis.legend(fontsize=8)
         axis.set_xticks(
             range(len(plans)), [p.split("->")[1].split("/")[0].strip() for p in plans], rotation=30
         )
         axis.set_xlabel(label)
-        axis.set_ylabel("Gen PPL (judge)")
+        axis.set_ylabel("Gen PPL - stage 1 (paired; lower is better)")
     figure.tight_layout()
     with atomic_write(path, "wb") as file:
         figure.savefig(file, format="png", dpi=100)
-    plt.close(figure)
 
 
 def write_report(records, config: ReproduceConfig, out: Path, *, elapsed_s: float, machine: str = ""):
