@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("dind-reproduce-out"), help="output directory")
     parser.add_argument(
-        "--quick", action="store_true", help="a small CPU run: 4 samples of 128 tokens, 11 plans (~10 min)"
+        "--quick",
+        action="store_true",
+        help="a small CPU run: 4 samples of 128 tokens, 11 plans (2-3 min on 2 cores; "
+        "on a shared CPU set OMP_NUM_THREADS=1)",
     )
     parser.add_argument("--num-samples", type=int, default=None, help="samples per plan (16; quick: 4)")
     parser.add_argument("--batch-size", type=int, default=None, help="samples generated together (default 8)")
