@@ -133,4 +133,7 @@ def test_cli_trains_from_a_config_file_with_overrides(make_config, tmp_path, cap
     err = capsys.readouterr().err
     assert state["step"] == 4 and "block_sizes" not in err  # only the step count changed, and is stated
     assert "steps: 3 -> 4" in err and "equals one trained with the new config" in err
+    # an optimizer implementation that the checkpoint's optimizer state overrides is stated, not silent
+    assert main(["train", "--resume", str(tmp_path / "run"), "steps=5", "optim.implementation=for_loop"]) == 0
+    assert "optim.implementation 'for_loop' is not applied" in capsys.readouterr().err
     assert main(["train", "--config", str(config_path), "--print-config"]) == 0

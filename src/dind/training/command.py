@@ -88,6 +88,12 @@ def _report_changes(resume: str, config: TrainConfig, step: int) -> None:
             "note: resuming with a config that differs from the checkpoint's:\n  " + "\n  ".join(changes),
             file=sys.stderr,
         )
+    if saved_config.optim.implementation != config.optim.implementation:
+        print(
+            f"note: optim.implementation {config.optim.implementation!r} is not applied: the optimizer "
+            "state in the checkpoint keeps the implementation it was saved with (so the run stays exact)",
+            file=sys.stderr,
+        )
     note = schedule_note(saved_config, config, step)
     if note:
         print(note, file=sys.stderr)
