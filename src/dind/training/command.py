@@ -124,7 +124,7 @@ def schedule_note(saved: TrainConfig, current: TrainConfig, step: int) -> str | 
             f"already taken (0..{step - 1}) is the same under the new config, so this run equals one "
             f"trained with the new config from the start"
         )
-    first = next(k for k, (a, b) in enumerate(zip(past_old, past_new)) if a != b)
+    first = next(k for k, (a, b) in enumerate(zip(past_old, past_new, strict=True)) if a != b)
     return (
         f"warning: learning-rate schedule keys changed on resume ({listed}): steps {first}..{step - 1} "
         f"already ran at other rates (step {first}: {past_old[first]:.3g} then, {past_new[first]:.3g} "
