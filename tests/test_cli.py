@@ -96,6 +96,28 @@ def test_plugins_load_in_order_before_the_subcommand_runs(monkeypatch):
     assert calls == ["a.b", "c.py", "d", "run"]
 
 
+@pytest.mark.parametrize("argv", [["--threads", "1", "sample"], ["sample", "--threads", "1"]])
+def test_threads_sets_torch_threads_before_the_subcommand_runs(monkeypatch, argv):
+    import torch
+
+    before = torch.get_num_threads()
+    seen = []
+    monkeypatch.setattr(sample_command, "run", lambda args: seen.append(torch.get_num_threads()) or 0)
+    try:
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_threads_must_be_a_positive_integer(value, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--threads", value, "list"])
+    assert stop.value.code == 2
+    assert f"--threads: must be a positive integer (got '{value}')" in capsys.readouterr().err
+
+
 def test_a_failing_plugin_is_one_line(monkeypatch, capsys):
     fake = types.ModuleType("dind.plugins")
 

@@ -81,6 +81,32 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         metavar="MODULE_OR_PATH",
         help="import a module (dotted name or .py file) whose registrations take effect; repeatable",
     )
+    parser.add_argument(
+        "--threads",
+        dest="threads" if top else "threads_after",
+        type=_positive_threads,
+        default=None if top else argparse.SUPPRESS,
+        metavar="N",
+        help="CPU threads for torch (default: torch's, one per core); on a shared CPU, 1 is often "
+        "several times faster",
+    )
+
+
+def _positive_threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})")
+    return value
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch  # only when asked: the parser and --help stay light
+
+        torch.set_num_threads(threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +179,7 @@ def _command_in(argv: Sequence[str]) -> str | None:
     for token in argv:
         if skip:
             skip = False
-        elif token == "--plugin":
+        elif token in ("--plugin", "--threads"):
             skip = True
         elif not token.startswith("-"):
             return token if token in SUBCOMMANDS or token == "list" else None
@@ -167,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         command, debug = args.command, args.debug
         _load_plugins([*args.plugin, *getattr(args, "plugin_after", [])])
+        _set_threads(getattr(args, "threads_after", args.threads))
         return int(args.func(args) or 0)
     except SystemExit:
         raise

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick",
         action="store_true",
         help="a small CPU run: 4 samples of 128 tokens, 11 plans (2-3 min on 2 cores; "
-        "on a shared CPU set OMP_NUM_THREADS=1)",
+        "on a shared CPU use dind --threads 1)",
     )
     parser.add_argument("--num-samples", type=int, default=None, help="samples per plan (16; quick: 4)")
     parser.add_argument("--batch-size", type=int, default=None, help="samples generated together (default 8)")
