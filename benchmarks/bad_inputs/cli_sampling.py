@@ -117,6 +117,8 @@ CASES = [
     ("no subcommand", lambda tmp: cli([])),
     ("unknown subcommand 'smaple'", lambda tmp: cli(["smaple"])),
     ("unknown global option", lambda tmp: cli(["--verbose", "list"])),
+    ("--threads 0", lambda tmp: cli(["--threads", "0", "list"])),
+    ("--threads not a number, after the subcommand", lambda tmp: cli(["list", "--threads", "many"])),
     ("--plugin naming a missing module", lambda tmp: cli(["--plugin", "no_such_module_xyz", "list"])),
     ("--plugin naming a missing .py file", lambda tmp: cli(["--plugin", str(tmp / "nope.py"), "list"])),
     ("--plugin file with a syntax error", lambda tmp: cli(["--plugin", plugin_file(tmp, "def (:\n"), "list"])),
