@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+Prompt = Tensor | Sequence[int] | Sequence[Sequence[int]] | None
+
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 0 <= seed < 2**64
 
 
@@ -80,7 +82,9 @@ def check_prompt(prompt: Any, *, vocab_size: int, mask_id: int) -> Tensor | None
         return None
     ids = _as_id_tensor(prompt)
     if ids.dim() not in (1, 2):
-        raise ValueError(f"prompt must be (prompt_length,) or (batch, prompt_length) (got shape {tuple(ids.shape)})")
+        raise ValueError(
+            f"prompt must be (prompt_length,) or (batch, prompt_length) (got shape {tuple(ids.shape)})"
+        )
     _check_ids(ids, vocab_size=vocab_size, mask_id=mask_id)
     return ids
 
@@ -105,10 +109,14 @@ def _as_id_tensor(prompt: Any) -> Tensor:
     for r, row in enumerate(rows if rows is not None else [list(prompt)]):
         for p, value in enumerate(row):
             if isinstance(value, Sequence | Tensor) and not isinstance(value, str):
-                raise ValueError("prompt must be (prompt_length,) or (batch, prompt_length) (got a list nested deeper)")
+                raise ValueError(
+                    "prompt must be (prompt_length,) or (batch, prompt_length) (got a list nested deeper)"
+                )
             if not _is_int(value):
                 where = f"row {r}, position {p}" if rows is not None else f"position {p}"
-                raise TypeError(f"prompt must hold integer token ids (got {type(value).__name__} {value!r} at {where})")
+                raise TypeError(
+                    f"prompt must hold integer token ids (got {type(value).__name__} {value!r} at {where})"
+                )
     if rows is None:
         return torch.tensor(list(prompt), dtype=torch.long).reshape(-1)
     lengths = [len(row) for row in rows]
@@ -159,7 +167,9 @@ def check_generate_arguments(
 
     for attribute in ("logits", "vocab_size", "mask_id"):
         if not hasattr(model, attribute):
-            raise TypeError(f"model must be a Denoiser (logits, vocab_size, mask_id) (got {type(model).__name__})")
+            raise TypeError(
+                f"model must be a Denoiser (logits, vocab_size, mask_id) (got {type(model).__name__})"
+            )
     if not isinstance(plan, StagePlan):
         hint = "; parse plan text with StagePlan.parse(text)" if isinstance(plan, str) else ""
         raise TypeError(f"plan must be a StagePlan (got {type(plan).__name__} {plan!r}){hint}")
@@ -168,8 +178,27 @@ def check_generate_arguments(
     for name, value in (("tracker", tracker), ("unmasking", unmasking)):
         if isinstance(value, str):
             registry = "CONFIDENCE_TRACKERS" if name == "tracker" else "UNMASKING_RULES"
-            raise TypeError(f"{name} must be an object, not the name {value!r}; build it with {registry}.build({value!r})")
+            raise TypeError(
+                f"{name} must be an object, not the name {value!r}; build it with {registry}.build({value!r})"
+            )
     check_token_id("eos_id", eos_id, model.vocab_size)
     if check_token_id("bos_id", bos_id, model.vocab_size) == model.mask_id:
         raise ValueError(f"bos_id must not be the MASK id (got bos_id {bos_id} == mask_id {model.mask_id})")
-    return check_prompt(prompt, vocab_size=model.vocab_size, mask_id=model.mask_id), check_seed(seed, batch_size)
+    return check_prompt(prompt, vocab_size=model.vocab_size, mask_id=model.mask_id), check_seed(
+        seed, batch_size
+    )
+
+
+def prompt_prefix(prompt: Prompt, bos_id: int | None, batch_size: int, device: torch.device) -> Tensor:
+    """(batch, prompt_length) long: [BOS] + prompt for every row (prompt_length may be 0)."""
+    ids = torch.as_tensor(prompt if prompt is not None else [], dtype=torch.long, device=device)
+    if ids.dim() == 1:
+        ids = ids[None, :].expand(batch_size, -1)
+    if ids.dim() != 2 or ids.shape[0] != batch_size:
+        raise ValueError(
+            f"prompt must be (prompt_length,) or (batch, prompt_length) with batch={batch_size} "
+            f"(got {tuple(ids.shape)})"
+        )
+    if bos_id is not None:
+        ids = torch.cat([torch.full((batch_size, 1), bos_id, dtype=torch.long, device=device), ids], dim=1)
+    return ids.contiguous()

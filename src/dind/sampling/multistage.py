@@ -20,8 +20,6 @@ model-based remasker's scoring forward is not counted in the trace. A stage's ow
 
 from __future__ import annotations
 
-import hashlib
-import random
 import time
 from collections.abc import Callable, Sequence
 
@@ -34,15 +32,17 @@ from dind.models.protocol import Denoiser
 from dind.remaskers import RemaskContext, remask
 from dind.sampling.block_sampler import sample_stage, stage_spans
 from dind.sampling.confidence import CONFIDENCE_TRACKERS, ConfidenceTracker, initial_scores
-from dind.sampling.inputs import check_generate_arguments, check_prompt_fits
+from dind.sampling.inputs import Prompt, check_generate_arguments, check_prompt_fits, prompt_prefix
 from dind.sampling.plan import Stage, StagePlan
 from dind.sampling.postprocess import low_entropy_rows, truncate_after_eos
 from dind.sampling.proposal import ProposalOptions
+from dind.sampling.seeds import row_seed, row_seeds
 from dind.sampling.trace import GenerationResult, StageTrace
 from dind.sampling.unmasking import FirstHitting, UnmaskingRule
 from dind.sampling.unmasking.base import check_stage_steps
 
-Prompt = Tensor | Sequence[int] | Sequence[Sequence[int]] | None
+__all__ = ["continue_plan", "generate", "row_seed"]
+
 _Run = tuple[Tensor, Tensor, tuple[StageTrace, ...]]  # tokens, scores, per-stage trace
 
 
@@ -90,11 +90,11 @@ def generate(
     if stop_at_eos and eos_id is None and bos_id is None:
         raise ValueError("stop_at_eos needs eos_id (or bos_id, used as EOS) (got None)")
     device = torch.device(device) if device is not None else _model_device(model)
-    prefix = _prefix(prompt, bos_id, batch_size, device)
+    prefix = prompt_prefix(prompt, bos_id, batch_size, device)
     check_prompt_fits(prefix.shape[1], length, bos=bos_id is not None)
     plan.validate(length, prompt_length=prefix.shape[1])
     check_stage_steps(plan, unmasking or FirstHitting())  # "/N" with a rule that ignores steps
-    seeds = _row_seeds(seed, batch_size)
+    seeds = row_seeds(seed, batch_size)
     streams = RowStreams.from_seeds(seeds, device)
     tracker = tracker if tracker is not None else CONFIDENCE_TRACKERS.build("snapshot")
     stepper = _stepper(model, step_mode, use_cache)
@@ -251,40 +251,6 @@ def _merge(
             **fields,
         ))  # fmt: skip
     return tokens, scores, tuple(merged)
-
-
-def row_seed(seed: int, row: int) -> int:
-    """The seed of row ``row`` of a batch generated with the int seed ``seed`` (63-bit hash)."""
-    digest = hashlib.blake2b(f"dind-row-seed:{seed}:{row}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
-
-
-def _row_seeds(seed: int | Sequence[int] | None, batch_size: int) -> list[int]:
-    if seed is None:
-        return [random.SystemRandom().randrange(2**63) for _ in range(batch_size)]
-    if isinstance(seed, int):
-        return [row_seed(seed, row) for row in range(batch_size)]
-    seeds = [int(s) for s in seed]
-    if len(seeds) != batch_size:
-        raise ValueError(
-            f"seed must be an int or one int per row (got {len(seeds)} seeds, batch_size {batch_size})"
-        )
-    return seeds
-
-
-def _prefix(prompt: Prompt, bos_id: int | None, batch_size: int, device: torch.device) -> Tensor:
-    """(batch, prompt_length) long: [BOS] + prompt for every row (prompt_length may be 0)."""
-    ids = torch.as_tensor(prompt if prompt is not None else [], dtype=torch.long, device=device)
-    if ids.dim() == 1:
-        ids = ids[None, :].expand(batch_size, -1)
-    if ids.dim() != 2 or ids.shape[0] != batch_size:
-        raise ValueError(
-            f"prompt must be (prompt_length,) or (batch, prompt_length) with batch={batch_size} "
-            f"(got {tuple(ids.shape)})"
-        )
-    if bos_id is not None:
-        ids = torch.cat([torch.full((batch_size, 1), bos_id, dtype=torch.long, device=device), ids], dim=1)
-    return ids.contiguous()
 
 
 def _stepper(model: Denoiser, step_mode: str, use_cache: bool) -> Denoiser:
