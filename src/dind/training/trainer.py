@@ -1,5 +1,4 @@
-"""The default trainer: mixed-scale block-diffusion training of built components, with exact
-resumption.
+"""The default trainer: mixed-scale block-diffusion training of built components, resumed exactly.
 
 ``Trainer(model, objective, data, optimizer, scheduler, **settings)`` takes objects (a DiT, an
 ``Objective``, ``TrainingData``, a torch optimizer over the model's parameters, a ``LambdaLR`` on
@@ -28,24 +27,21 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from dind.errors import NonFiniteError
 from dind.registry import Registry
 from dind.training import checkpointing as ckpt
 from dind.training import rundir
 from dind.training import state as checkpoint_state
-from dind.training.activation_checkpointing import enable_activation_checkpointing
 from dind.training.block_sizes import check_divides
-from dind.training.compile import compile_model
 from dind.training.config import TrainConfig
-from dind.training.distributed import DistributedContext, gradient_sync, init_distributed, unwrap, wrap
+from dind.training.distributed import DistributedContext, init_distributed, unwrap
 from dind.training.ema import ExponentialMovingAverage
 from dind.training.evaluation import Validation, eval_record, variance_record
-from dind.training.loss import DiffusionForward
 from dind.training.metrics import MetricsLog, Throughput, progress_bar, train_record
 from dind.training.objective import Objective
 from dind.training.settings import TrainingData, TrainSettings
+from dind.training.step import accumulate_gradients, clip_gradients, non_finite_error
 from dind.training.variance import sampling_interval, set_sampling_interval
-from dind.training.wiring import autocast_dtype, check_components, rebind_sharded
+from dind.training.wiring import autocast_dtype, check_components, place_model
 
 TRAINERS: Registry[Any] = Registry("trainers", entry_point_group="dind.trainers")
 
@@ -90,39 +86,20 @@ class Trainer:
         self.micro_batch, self.accumulation = settings.batch_geometry(self.context.world_size)
         fsdp = self.context.mode == "fsdp"
         self.export_model = copy.deepcopy(model) if fsdp and self.context.is_main else None
-        self.forward = self._place(model, optimizer)
+        self.forward = place_model(model, optimizer, self.context, settings)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.ema = None
         if settings.ema_decay is not None:
             self.ema = ExponentialMovingAverage(unwrap(self.forward), settings.ema_decay)
         self.autocast = autocast_dtype(settings.precision, self.context.device)
         self.validation = Validation(
-            self.forward if fsdp else unwrap(self.forward),  # FSDP needs its hooks
-            objective,
-            data.validation,
-            rows=self.micro_batch,
-            batches=settings.eval_batches,
-            seed=settings.seed,
-            variance=settings.variance,
-            mask_id=model.mask_id,
-            context=self.context,
-        )
+            self.forward if fsdp else unwrap(self.forward), objective, data.validation,  # FSDP: hooks
+            rows=self.micro_batch, batches=settings.eval_batches, seed=settings.seed,
+            variance=settings.variance, mask_id=model.mask_id, context=self.context,
+        )  # fmt: skip
         self.step, self.tokens_seen = 0, 0
         self.out_dir = Path(settings.out_dir)
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.context.is_main)
-
-    def _place(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> nn.Module:
-        """The model on the device, in train mode, inside the (wrapped) DiffusionForward."""
-        names = {id(parameter): name for name, parameter in model.named_parameters()}
-        model.to(self.context.device).train()  # dind.load returns eval mode
-        if self.settings.activation_checkpointing:
-            enable_activation_checkpointing(model)
-        if self.settings.compile:
-            compile_model(model)
-        forward = wrap(DiffusionForward(model), self.context)
-        if self.context.mode == "fsdp":
-            rebind_sharded(optimizer, names, model)
-        return forward
 
     def autocast_context(self) -> Any:
         if self.autocast is None:
@@ -142,39 +119,21 @@ class Trainer:
         """One optimizer step; returns its (global) metrics."""
         lr = float(self.optimizer.param_groups[0]["lr"])  # the scheduler's rate for this step
         low, high = sampling_interval(self.model)
-        rank, rows, world = self.context.rank, self.micro_batch, self.context.world_size
         clean = self.train_batches.next(self.settings.batch_size)
         draw = self.objective.draw(
             clean, mask_id=self.model.mask_id, low=low, high=high, generator=self.generator
         )
-        totals = torch.zeros(3, dtype=torch.float64)  # nll sum, tokens, masked
-        for micro_step in range(self.accumulation):
-            start = (micro_step * world + rank) * rows
-            mine = draw.rows(slice(start, start + rows)).to(self.context.device)
-            last = micro_step == self.accumulation - 1
-            with gradient_sync(self.forward, self.context, last):
-                with self.autocast_context():
-                    result = self.objective.loss(self.forward, mine, mask_id=self.model.mask_id)
-                (result.loss / self.accumulation).backward()
-            totals += torch.stack(
-                [
-                    result.nll_sum.double().cpu(),
-                    torch.tensor(float(result.tokens)),
-                    result.masked.double().cpu(),
-                ]
-            )
-        grad_norm = self._clip_gradients()
+        totals = accumulate_gradients(
+            self.forward, self.objective, draw, context=self.context, rows=self.micro_batch,
+            accumulation=self.accumulation, mask_id=self.model.mask_id, autocast=self.autocast_context,
+        )  # fmt: skip
+        grad_norm = clip_gradients(self.forward.parameters(), self.settings.grad_clip)
         local_loss = float(totals[0] / totals[1])
         totals = self.context.all_reduce_sum(totals)
         nll = float(totals[0] / totals[1])
         if not (math.isfinite(nll) and math.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteError(
-                f"training stopped at step {self.step + 1}: the loss is {nll} and the gradient norm "
-                f"{grad_norm}; the weights of this step were not applied or saved (last save: "
-                f"{'none' if self.saved_step is None else f'step {self.saved_step}'}); lower optim.lr or "
-                "check the data and the model"
-            )
+            raise non_finite_error(self.step + 1, nll, grad_norm, self.saved_step)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -189,12 +148,6 @@ class Trainer:
             "grad_norm": grad_norm,
             "masked_fraction": float(totals[2] / totals[1]),
         }
-
-    def _clip_gradients(self) -> float:
-        limit = self.settings.grad_clip
-        norm = torch.nn.utils.clip_grad_norm_(self.forward.parameters(), math.inf if limit is None else limit)
-        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-        return float(norm)
 
     def fit(self) -> dict[str, Any]:
         """Train to ``steps``; saves on the cadence, at the end and on KeyboardInterrupt."""

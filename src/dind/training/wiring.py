@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from dind.training.activation_checkpointing import enable_activation_checkpointing
 from dind.training.objective import Objective
 
 
@@ -41,3 +42,22 @@ def check_components(model: nn.Module, objective: Any, optimizer: Any, scheduler
     foreign = sum(id(p) not in mine for group in optimizer.param_groups for p in group["params"])
     if foreign:
         raise ValueError(f"optimizer must hold the model's parameters only (got {foreign} other tensors)")
+
+
+def place_model(model: nn.Module, optimizer: torch.optim.Optimizer, context: Any, settings: Any) -> nn.Module:
+    """The model on ``context``'s device, in train mode (activation checkpointing and compile as
+    ``settings`` say), inside the (DDP/FSDP-wrapped) DiffusionForward that training calls."""
+    from dind.training.compile import compile_model
+    from dind.training.distributed import wrap
+    from dind.training.loss import DiffusionForward
+
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    model.to(context.device).train()  # dind.load returns eval mode
+    if settings.activation_checkpointing:
+        enable_activation_checkpointing(model)
+    if settings.compile:
+        compile_model(model)
+    forward = wrap(DiffusionForward(model), context)
+    if context.mode == "fsdp":
+        rebind_sharded(optimizer, names, model)
+    return forward
