@@ -171,6 +171,8 @@ CASES = [
     ("sample --model truncated safetensors", lambda tmp: sample(tmp, "--model", str(corrupt(tmp, "model.safetensors", b"\x10\x00")))),
     ("sample --device nodevice", lambda tmp: sample(tmp, "--device", "nodevice")),
     ("sample --device cuda:7", lambda tmp: sample(tmp, "--device", "cuda:7")),
+    ("sample --step-mode fast", lambda tmp: sample(tmp, "--step-mode", "fast")),
+    ("sample --step-mode static --no-cache", lambda tmp: sample(tmp, "--step-mode", "static", "--no-cache")),
     # sample: outputs and faults
     ("sample --out exists (no --overwrite)", lambda tmp: sample(tmp, out=str(existing(tmp)))),
     ("sample --out is a directory", lambda tmp: sample(tmp, out=str(tmp))),

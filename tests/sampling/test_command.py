@@ -45,3 +45,68 @@ def test_a_tokenizer_of_another_vocabulary_is_refused(tmp_path):
     argv = ["--model", "micro", "--tokenizer", "gpt2", "--length", "16", "--out", str(tmp_path / "s.jsonl")]
     with pytest.raises(ValueError, match="--tokenizer must match the model's vocabulary"):
         main(argv)
+
+
+# --- --step-mode ----------------------------------------------------------------------------------
+
+SMALL = ["--model", "micro", "--tokenizer", "bytes", "--plan", "4 -> 16@0.5", "--length", "16",
+         "--batch-size", "2", "--seed", "5", "--device", "cpu", "--no-progress"]  # fmt: skip
+
+
+def test_step_mode_reaches_generate_and_static_gives_the_dynamic_samples(tmp_path, monkeypatch):
+    import dind.sampling
+
+    seen, generate = [], dind.sampling.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["step_mode"])
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(dind.sampling, "generate", spy)
+    outputs = {}
+    for mode in ("dynamic", "static"):
+        out = tmp_path / f"{mode}.jsonl"
+        assert main([*SMALL, "--out", str(out), *(["--step-mode", mode] if mode != "dynamic" else [])]) == 0
+        outputs[mode] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert seen == ["dynamic", "static"]
+    modes = [record["step_mode"] for record in outputs["dynamic"] + outputs["static"]]
+    assert modes == ["dynamic"] * 2 + ["static"] * 2
+    for key in ("text", "tokens", "seed", "nfe"):
+        assert [r[key] for r in outputs["static"]] == [r[key] for r in outputs["dynamic"]], key
+
+
+def test_a_bad_step_mode_is_argparse_s_one_line(tmp_path, capsys):
+    import pytest
+
+    from dind.cli import main as dind
+
+    with pytest.raises(SystemExit) as stop:
+        dind(["sample", *SMALL, "--out", str(tmp_path / "s.jsonl"), "--step-mode", "fast"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "argument --step-mode: invalid choice: 'fast' (choose from 'dynamic', 'static', 'compiled')" in err
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_a_cached_step_mode_with_no_cache_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from dind.cli import main as dind
+
+    monkeypatch.setattr(command, "load_model", lambda *args: pytest.fail("the model must not load"))
+    for mode in ("static", "compiled"):
+        argv = ["sample", *SMALL, "--out", str(tmp_path / "s.jsonl"), "--step-mode", mode, "--no-cache"]
+        assert dind(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert err == (
+            f"dind sample: error: --step-mode {mode} needs the KV cache, so it cannot be combined with "
+            "--no-cache (drop --no-cache, or use --step-mode dynamic)"
+        )
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_dynamic_with_no_cache_and_cached_modes_with_the_cache_are_accepted():
+    for mode, use_cache in (("dynamic", False), ("dynamic", True), ("static", True), ("compiled", True)):
+        command.check_step_mode_options(argparse.Namespace(step_mode=mode, use_cache=use_cache))

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 import torch
 
-from dind.errors import UserError
+from dind.errors import ConfigError, UserError
 from dind.outputs import atomic_write, check_output
 
 
@@ -103,8 +103,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("samples.jsonl"), help="JSON Lines output")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--no-cache", dest="use_cache", action="store_false", help="uncached reference path")
+    parser.add_argument(
+        "--step-mode",
+        choices=_step_modes(),
+        default="dynamic",
+        help="the cached decode step: dynamic (shapes grow block by block), static (fixed shapes, "
+        "preallocated cache) or compiled (the static step under torch.compile); the same samples "
+        "(default: dynamic)",
+    )
     parser.add_argument("--device", default=None, help="device (default: cuda if available, else cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _step_modes() -> tuple[str, ...]:
+    from dind.models.static_step import STEP_MODES
+
+    return tuple(STEP_MODES)
+
+
+def check_step_mode_options(args: argparse.Namespace) -> None:
+    """--step-mode other than dynamic is a cached step: it cannot run with --no-cache."""
+    if args.step_mode != "dynamic" and not args.use_cache:
+        raise ConfigError(
+            f"--step-mode {args.step_mode} needs the KV cache, so it cannot be combined with --no-cache "
+            "(drop --no-cache, or use --step-mode dynamic)"
+        )
 
 
 def _import(module: str, what: str) -> Any:
@@ -157,6 +180,7 @@ def build_plan(args: argparse.Namespace, model: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from dind.sampling import CONFIDENCE_TRACKERS, UNMASKING_RULES, generate
 
+    check_step_mode_options(args)
     out = check_output(args.out, overwrite=args.overwrite)  # before any sampling
     device = resolve_device(args.device)
     model = load_model(args.model, device)
@@ -166,10 +190,11 @@ def run(args: argparse.Namespace) -> int:
         prompt=tokenizer.encode(args.prompt) if args.prompt else None,
         bos_id=tokenizer.eos_id if args.bos else None, eos_id=tokenizer.eos_id,
         tracker=CONFIDENCE_TRACKERS.build(args.tracker), unmasking=UNMASKING_RULES.build(args.unmasking),
-        use_cache=args.use_cache, stop_at_eos=args.stop_at_eos, reject_low_entropy=args.reject_low_entropy,
+        use_cache=args.use_cache, step_mode=args.step_mode, stop_at_eos=args.stop_at_eos,
+        reject_low_entropy=args.reject_low_entropy,
         device=device, progress=args.progress,
     )  # fmt: skip
-    records = sample_records(result, tokenizer.decode)
+    records = sample_records(result, tokenizer.decode, step_mode=args.step_mode)
     with atomic_write(out, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record) + "\n")
@@ -191,8 +216,8 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
-def sample_records(result: Any, decode: Any) -> list[dict[str, Any]]:
-    """One JSON-ready dict per row: text, tokens (up to its length), seed and per-stage summary."""
+def sample_records(result: Any, decode: Any, *, step_mode: str = "dynamic") -> list[dict[str, Any]]:
+    """One JSON-ready dict per row: text, tokens (up to its length), seed, step mode and per-stage summary."""
     records = []
     for row, (tokens, length) in enumerate(zip(result.tokens.tolist(), result.lengths.tolist(), strict=True)):
         stages = []
@@ -202,7 +227,8 @@ def sample_records(result: Any, decode: Any) -> list[dict[str, Any]]:
             stages.append(summary)
         records.append({
             "text": decode(tokens[:length]), "tokens": tokens[:length], "seed": result.seeds[row],
-            "attempts": int(result.attempts[row]), "nfe": int(result.nfe[row]), "stages": stages,
+            "step_mode": step_mode, "attempts": int(result.attempts[row]), "nfe": int(result.nfe[row]),
+            "stages": stages,
         })  # fmt: skip
     return records
 
