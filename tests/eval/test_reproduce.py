@@ -117,9 +117,9 @@ def _spy(monkeypatch):
         calls.append(("generate", str(plan), len(kw["seed"])))
         return generate(model, plan, **kw)
 
-    def spy_continue(model, plan, draft):
+    def spy_continue(model, plan, draft, **kw):
         calls.append(("continue", str(plan), len(draft.seeds)))
-        return continue_plan(model, plan, draft)
+        return continue_plan(model, plan, draft, **kw)
 
     monkeypatch.setattr(multistage, "generate", spy_generate)
     monkeypatch.setattr(multistage, "continue_plan", spy_continue)
@@ -151,6 +151,15 @@ def test_each_stage1_draft_is_computed_once_and_results_equal_the_uncached_run(d
         assert all(n >= 15 for n in record["nfe"])
     report = (tmp_path / "shared" / "report.md").read_text()
     assert "2 shared draft batches" in report and "threads" in report and "load average" in report
+
+
+def test_the_static_step_mode_gives_the_same_records(dirs, tmp_path):
+    dynamic = reproduce.run(_config(dirs, tmp_path / "dynamic"))
+    static = reproduce.run(_config(dirs, tmp_path / "static", step_mode="static"))
+    assert _by_key(static.records) == _by_key(dynamic.records)
+    assert {r["step_mode"] for r in static.records} == {"static"}
+    with pytest.raises(ValueError, match=r"step_mode must be one of \['dynamic', 'static', 'compiled'\]"):
+        _config(dirs, tmp_path, step_mode="fast")
 
 
 def test_a_run_killed_mid_batch_resumes_with_one_draft_and_the_same_results(dirs, tmp_path, monkeypatch):

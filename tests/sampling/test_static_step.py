@@ -1,5 +1,7 @@
-"""The static-shape cached step (dind.models.static_step): logits parity with the dynamic cache,
-identical samples through generate, validation; the compiled step (slow) gives the same samples."""
+"""The static-shape cached step (dind.models.static_step): logits parity with the dynamic cache
+(prefix and full-length masked attention), identical samples through generate, refreshed folded
+weights after a weight update, validation; the compiled step (slow) gives the same samples and
+follows weight updates (its weights are frozen into the graph)."""
 
 import pytest
 import torch
@@ -17,10 +19,11 @@ def micro():
     ).eval()
 
 
-def test_static_step_logits_equal_the_dynamic_cache_block_by_block(micro):
+@pytest.mark.parametrize("full_length", [False, True], ids=["prefix", "full_length_masked"])
+def test_static_step_logits_equal_the_dynamic_cache_block_by_block(micro, full_length):
     tokens = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(1))
-    stepper = static_step(micro)
-    assert static_step(micro) is stepper  # one wrapper per model: graphs and cache reused
+    stepper = StaticStep(micro, full_length=full_length)
+    assert static_step(micro) is static_step(micro)  # one wrapper per model: graphs and cache reused
     reference = micro.new_cache(2, 24)
     for stage in range(2):  # the second stage reuses the (reset) preallocated cache
         cache, width = stepper.new_cache(2, 24), 4 + 4 * stage
@@ -55,6 +58,23 @@ def test_static_step_mode_gives_the_dynamic_samples(micro, rule):
     torch.testing.assert_close(static.scores, dynamic.scores)
 
 
+def test_static_step_follows_in_place_weight_updates(micro):
+    # an optimizer step updates weights in place: the folded snapshot must not go stale
+    import copy
+
+    model = copy.deepcopy(micro)
+    kwargs = dict(length=32, batch_size=2, seed=3, bos_id=256)
+    before = generate(model, PLAN, step_mode="static", **kwargs)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(1.5)
+    after_dynamic = generate(model, PLAN, **kwargs)
+    after_static = generate(model, PLAN, step_mode="static", **kwargs)
+    assert not torch.equal(after_dynamic.tokens, before.tokens)
+    assert torch.equal(after_static.tokens, after_dynamic.tokens)
+    torch.testing.assert_close(after_static.scores, after_dynamic.scores)
+
+
 def test_step_mode_is_validated(micro):
     with pytest.raises(
         ValueError, match=r"step_mode must be one of \['dynamic', 'static', 'compiled'\] \(got 'fast'\)"
@@ -77,7 +97,16 @@ def test_compiled_step_gives_the_eager_samples(micro):
     # inductor on CPU (CUDA graphs on GPU: benchmarks/decode_gpu.py); one compile per block width
     kwargs = dict(length=32, batch_size=2, seed=9, bos_id=256)
     plan = StagePlan.parse("4 -> 32@0.5")
-    eager = generate(micro, plan, **kwargs)
-    compiled = generate(micro, plan, step_mode="compiled", **kwargs)
+    import copy
+
+    model = copy.deepcopy(micro)
+    eager = generate(model, plan, **kwargs)
+    compiled = generate(model, plan, step_mode="compiled", **kwargs)
     assert torch.equal(compiled.tokens, eager.tokens)
     assert torch.equal(compiled.nfe, eager.nfe)
+    with torch.no_grad():  # inductor froze the weights into the graph: an update must recompile
+        for parameter in model.parameters():
+            parameter.mul_(1.5)
+    eager = generate(model, plan, **kwargs)
+    compiled = generate(model, plan, step_mode="compiled", **kwargs)
+    assert torch.equal(compiled.tokens, eager.tokens)

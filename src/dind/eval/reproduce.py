@@ -93,6 +93,7 @@ def _generate(model: Any, plan_text: str, start: int, count: int, config, tokeni
         result = multistage.generate(
             model, StagePlan.parse(plan_text), length=config.length, batch_size=count,
             seed=sample_seeds(config.seed, start, count), bos_id=tokenizer.eos_id,
+            step_mode=config.step_mode,
         )  # fmt: skip
     return result, time.perf_counter() - began
 
@@ -118,7 +119,9 @@ def _batch_record(model, judge, plan_text, start, count, config, tokenizer, draf
     elif draft is not None:
         began = time.perf_counter()
         with torch.no_grad():
-            result = multistage.continue_plan(model, StagePlan.parse(plan_text), draft.result)
+            result = multistage.continue_plan(
+                model, StagePlan.parse(plan_text), draft.result, step_mode=config.step_mode
+            )
         wall = draft.wall_time_s + time.perf_counter() - began
     else:
         result, wall = _generate(model, plan_text, start, count, config, tokenizer)
@@ -202,7 +205,7 @@ def run(config: ReproduceConfig, *, progress: bool = False) -> Report:
                               f"{start + count - 1} | {draft.wall_time_s:.1f}s", flush=True)  # fmt: skip
                 shared = draft if shares_draft(text, baseline) else None
                 record = _batch_record(model, judge, text, start, count, config, tokenizer, shared)
-                record = {"model": model_dir, **record, "settings": settings}
+                record = {"model": model_dir, **record, "step_mode": config.step_mode, "settings": settings}
                 append_jsonl(results, record)
                 records.append(record)
                 if progress:

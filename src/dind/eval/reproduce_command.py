@@ -15,6 +15,8 @@ def _asset(name: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dind.models.static_step import STEP_MODES  # torch: only once `dind reproduce` is parsed
+
     parser.add_argument(
         "--model", action="append", default=None,
         help="checkpoint directory; repeat for a Table 3 section (default: the shipped tiny-shakespeare)",
@@ -34,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length", type=int, default=None, help="sample length in tokens (256; quick: 128)")
     parser.add_argument("--seed", type=int, default=0, help="sample i of every plan uses row_seed(seed, i)")
     parser.add_argument("--device", default="cpu", help="device of the model and the judge (default: cpu)")
+    parser.add_argument(
+        "--step-mode",
+        choices=STEP_MODES,
+        default="dynamic",
+        help="the sampler's cached step (default: dynamic; static/compiled: the same samples, faster on CPU)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing report files in --out")
 
 
@@ -56,6 +64,7 @@ def config_from_args(args: argparse.Namespace):
         quick=args.quick,
         overwrite=args.overwrite,
         device=args.device,
+        step_mode=args.step_mode,
     )
 
 

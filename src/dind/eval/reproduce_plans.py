@@ -30,6 +30,13 @@ class ReproduceConfig:
     overwrite: bool = False
     device: str = "cpu"
     share_drafts: bool = True  # False: every plan recomputes its stage-1 draft (same tokens, slower)
+    step_mode: str = attrs.field(default="dynamic")  # generate's cached step: the same samples
+
+    @step_mode.validator
+    def _known_step_mode(self, attribute: attrs.Attribute, value: str) -> None:
+        from dind.models.static_step import check_step_mode
+
+        check_step_mode(value)
 
     @models.validator
     def _some_models(self, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:

@@ -130,6 +130,7 @@ def continue_plan(
     tracker: ConfidenceTracker | None = None,
     unmasking: UnmaskingRule | None = None,
     use_cache: bool = True,
+    step_mode: str = "dynamic",
 ) -> GenerationResult:
     """Run the stages of ``plan`` after the first ``len(draft.trace)`` from ``draft``'s tokens and scores.
 
@@ -138,6 +139,7 @@ def continue_plan(
     of (row seed, stage, block, step, position), so the result equals ``generate`` of ``plan`` with
     the draft's seeds, token for token; its trace starts with the draft's stage traces (their NFEs
     and times included). Frozen positions (BOS, prompt) are those the draft scores +inf.
+    ``step_mode``: as in ``generate`` (the same samples).
     """
     done, length = len(draft.trace), draft.tokens.shape[1]
     first = [(stage.block_size, float(stage.remask_ratio)) for stage in list(plan)[:done]]
@@ -158,7 +160,8 @@ def continue_plan(
     plan.validate(length, prompt_length=prompt_length)
     check_stage_steps(plan, unmasking or FirstHitting())
     tracker = tracker if tracker is not None else CONFIDENCE_TRACKERS.build("snapshot")
-    run = _PlanRun(model, plan, length, tracker, unmasking or FirstHitting(), use_cache)
+    stepper = _stepper(model, step_mode, use_cache)
+    run = _PlanRun(stepper, plan, length, tracker, unmasking or FirstHitting(), use_cache)
     streams = RowStreams.from_seeds(draft.seeds, draft.tokens.device)
     start = (draft.tokens, draft.scores, draft.trace)
     tokens, scores, trace = run(draft.tokens[:, :prompt_length], streams, None, start)

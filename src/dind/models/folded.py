@@ -1,0 +1,116 @@
+"""A DiT prepared for sampling steps: its constant adaLN modulation folded into the LayerNorms.
+
+The sampler calls the DiT without ``sigma``, so every sampling step's conditioning is the same
+vector, silu(sigma_map(0)), and so is every block's adaLN modulation (shift, scale, gate). The
+reference forward recomputes it each step: 7 small matmuls over 2.4 MB of the tiny model's 22 MB
+of weights, then LayerNorm, multiply, add. Folded once, a modulated LayerNorm is one LayerNorm with
+an affine:
+
+    LN(x) * w * (1 + scale) + shift  ==  layer_norm(x, weight=w * (1 + scale), bias=shift)
+
+``FoldedDiT`` holds those folded vectors (fp32, where the DiT's LayerNorms compute; gates in the
+weights' dtype, as the reference's) and *shares* every matrix with the DiT (no copies). Its
+``step`` is the cached block step of ``DiT.cached_logits`` with the attention supplied by the
+caller; logits equal the reference up to float rounding (the products are associated differently).
+
+It is a snapshot: ``fingerprint(model)`` changes whenever a parameter is replaced, moved or updated
+in place (tensor version counters), and ``dind.models.static_step`` rebuilds the snapshot (and any
+compiled graph, whose weights inductor froze) when it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from dind.models.dit import DiT
+from dind.models.rotary import apply_rotary
+
+# (layer index, query, key, value) -> attended (batch, heads, width, head_dim); writes the cache
+AttendLayer = Callable[[int, Tensor, Tensor, Tensor], Tensor]
+
+
+def fingerprint(model: nn.Module) -> tuple:
+    """Identity, storage, version, dtype and device of every parameter and buffer: equal iff no
+    weight was replaced, moved, cast or updated in place since (an optimizer step bumps versions)."""
+    return tuple(
+        (name, tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device)
+        for name, tensor in (*model.named_parameters(), *model.named_buffers())
+    )
+
+
+class _FoldedNorm(nn.Module):
+    """A LayerNorm with its adaLN shift/scale folded in: weight w * (1 + scale), bias shift (fp32)."""
+
+    def __init__(self, norm_weight: Tensor, shift: Tensor, scale: Tensor):
+        super().__init__()
+        self.register_buffer("weight", (norm_weight.float() * (1 + scale).float()).contiguous())
+        self.register_buffer("bias", shift.float().contiguous())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """fp32 LayerNorm of x, cast back to x's dtype (the reference's ``.to(x.dtype)``)."""
+        return F.layer_norm(x.float(), (x.shape[-1],), self.weight, self.bias).to(x.dtype)
+
+
+class _FoldedLayer(nn.Module):
+    def __init__(self, modulation: Tensor, norm1: Tensor, norm2: Tensor):
+        super().__init__()
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = modulation.chunk(6)
+        self.norm1 = _FoldedNorm(norm1, shift_msa, scale_msa)
+        self.norm2 = _FoldedNorm(norm2, shift_mlp, scale_mlp)
+        self.register_buffer("gate_msa", gate_msa.contiguous())
+        self.register_buffer("gate_mlp", gate_mlp.contiguous())
+
+
+class FoldedDiT(nn.Module):
+    """The sampling-step form of a ``DiT`` (see the module docstring). ``backbone`` is the DiT's own
+    module (shared, not copied); the folded vectors are buffers of this module."""
+
+    def __init__(self, model: DiT):
+        super().__init__()
+        if not isinstance(model, DiT):
+            raise ValueError(f"FoldedDiT needs a dind DiT (got {type(model).__name__})")
+        self.config = model.config
+        self.backbone = model.backbone
+        with torch.no_grad():
+            embedding = model.backbone.vocab_embed.embedding
+            conditioning = model._conditioning(
+                None, torch.zeros(1, 1, dtype=torch.long, device=embedding.device)
+            )
+            self.layers = nn.ModuleList(
+                _FoldedLayer(block.adaLN_modulation(conditioning)[0], block.norm1.weight, block.norm2.weight)
+                for block in model.backbone.blocks
+            )
+            output = model.backbone.output_layer
+            shift, scale = output.adaLN_modulation(conditioning)[0].chunk(2)
+            self.norm_final = _FoldedNorm(output.norm_final.weight, shift, scale)
+
+    def step(
+        self, block: Tensor, positions: Tensor, attend: AttendLayer, *, logits: bool = True
+    ) -> Tensor | None:
+        """(batch, width) tokens at ``positions`` -> (batch, width, vocab) fp32 logits; ``attend``
+        writes each layer's keys/values to the cache and attends. ``logits=False`` stops after the
+        last layer's keys/values (appending a finished block) and returns None."""
+        x = self.backbone.vocab_embed(block)
+        cos, sin = self.backbone.rotary_emb(positions)  # fp32; apply_rotary casts to x's dtype
+        heads = self.config.n_heads
+        count = len(self.layers)
+        for index, (layer, folded) in enumerate(zip(self.backbone.blocks, self.layers, strict=True)):
+            qkv = rearrange(
+                layer.attn_qkv(folded.norm1(x)),
+                "batch width (three heads head_dim) -> three batch heads width head_dim",
+                three=3,
+                heads=heads,
+            )
+            query_key = apply_rotary(qkv[:2], cos, sin)
+            attended = attend(index, query_key[0], query_key[1], qkv[2])
+            if not logits and index == count - 1:
+                return None
+            attended = rearrange(attended, "batch heads width head_dim -> batch width (heads head_dim)")
+            x = torch.addcmul(x, folded.gate_msa, layer.attn_out(attended))
+            x = torch.addcmul(x, folded.gate_mlp, layer.mlp(folded.norm2(x)))
+        return self.backbone.output_layer.linear(self.norm_final(x)).float()
