@@ -215,4 +215,5 @@ CASES = [
     ),
     ("reproduce: --length 10 not divisible by the block sizes", lambda tmp: reproduce(tmp, "--length", "10")),
     ("reproduce: report exists, no --overwrite", reproduce_twice),
+    ("reproduce: --step-mode fast", lambda tmp: reproduce(tmp, "--step-mode", "fast")),
 ]

@@ -110,3 +110,17 @@ def test_compiled_step_gives_the_eager_samples(micro):
     eager = generate(model, plan, **kwargs)
     compiled = generate(model, plan, step_mode="compiled", **kwargs)
     assert torch.equal(compiled.tokens, eager.tokens)
+
+
+def test_a_failed_compile_is_one_clear_error(micro, monkeypatch):
+    # a machine without a working C++ compiler: inductor fails; the user gets one line, not a trace
+    import dind.models.static_step as module
+
+    options = {**module.CPU_COMPILE_OPTIONS, "cpp.cxx": ("/nonexistent/c++",), "force_disable_caches": True}
+    monkeypatch.setattr(module, "CPU_COMPILE_OPTIONS", options)
+    stepper = StaticStep(micro, compiled=True)
+    cache = stepper.new_cache(1, 8)
+    with pytest.raises(
+        module.CompileError, match=r"step_mode='compiled' could not compile the decode step on cpu"
+    ):
+        stepper.append_to_cache(torch.zeros(1, 4, dtype=torch.long), cache=cache, start=0)

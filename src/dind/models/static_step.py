@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dind.attention import AttentionMask, KVCache
+from dind.errors import UserError
 from dind.models.dit import DiT, _check_tokens
 from dind.models.folded import FoldedDiT, fingerprint
 
@@ -155,8 +156,9 @@ class StaticStep:
         cache.advance(block.shape[1])
 
     def _refresh(self) -> None:
-        """(Re)build the folded weights and the step when the DiT's weights changed (or first use)."""
-        current = fingerprint(self.model)
+        """(Re)build the folded weights and the step when the DiT's weights or the compute dtype
+        (autocast on or off: the reference computes the modulation in it) changed, or on first use."""
+        current = (fingerprint(self.model), self.model._compute_dtype())
         if current == self._fingerprint:
             return
         with torch.no_grad():
@@ -227,22 +229,35 @@ def _guards_to_keep(entries) -> list[bool]:
     return [module and global_ for module, global_ in zip(modules, globals_, strict=True)]
 
 
+class CompileError(UserError, RuntimeError):
+    """``step_mode="compiled"`` could not compile the decode step (no C++ compiler, no Triton...)."""
+
+
 def _compile(step, device: torch.device):
     """``torch.compile`` the step: CUDA graphs on CUDA; on CPU inductor with frozen weights and
     max-autotune GEMMs (inductor reads these options when it compiles, so every call runs under
-    them) and only the guards ``_guards_to_keep`` keeps."""
+    them) and only the guards ``_guards_to_keep`` keeps. A failed compile is a ``CompileError``
+    with one line saying what failed and what to use instead."""
     if device.type == "cuda":
-        return torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
-    compiled = torch.compile(
-        step,
-        options={"guard_filter_fn": _guards_to_keep},
-        fullgraph=True,
-        dynamic=False,
-    )
+        compiled = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+        options: dict = {}
+    else:
+        compiled = torch.compile(
+            step, options={"guard_filter_fn": _guards_to_keep}, fullgraph=True, dynamic=False
+        )
+        options = CPU_COMPILE_OPTIONS
 
     def run(*args):
-        with torch._inductor.config.patch(CPU_COMPILE_OPTIONS):
-            return compiled(*args)
+        try:
+            with torch._inductor.config.patch(options):
+                return compiled(*args)
+        except (torch._dynamo.exc.BackendCompilerFailed, torch._inductor.exc.InductorError) as error:
+            first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+            raise CompileError(
+                f"step_mode='compiled' could not compile the decode step on {device.type} ({first.strip()}); "
+                "torch.compile needs a working C++ compiler on CPU and Triton on CUDA; "
+                "step_mode='static' gives the same samples without compiling"
+            ) from error
 
     return run
 
