@@ -174,6 +174,10 @@ CASES = [
         lambda tmp: cli(["sweep", "--model", "micro", "--judge", str(judge(tmp)), "--num-samples", "0"]),
     ),
     (
+        "sweep: --step-mode fast",
+        lambda tmp: cli(["sweep", "--model", "micro", "--judge", str(judge(tmp)), "--step-mode", "fast"]),
+    ),
+    (
         "sweep: --batch-size -1",
         lambda tmp: cli(["sweep", "--model", "micro", "--judge", str(judge(tmp)), "--batch-size", "-1"]),
     ),

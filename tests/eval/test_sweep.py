@@ -93,6 +93,20 @@ def test_resuming_with_other_settings_is_refused(tmp_path, setup):
         run_sweep(model, judge, tokenizer, [SweepPoint(8, 0.5)], other, out_dir=tmp_path)
 
 
+def test_the_static_step_mode_gives_the_same_records_and_may_resume(tmp_path, setup):
+    model, judge, tokenizer, settings = setup
+    keys = ("plan", "gen_ppl", "corpus_ppl", "unigram_entropy", "stage1_gen_ppl", "nfe")
+    points = [SweepPoint(8, 0.5), SweepPoint(16, 0.5)]
+    dynamic = run_sweep(model, judge, tokenizer, points, settings, out_dir=tmp_path / "d")
+    run_sweep(model, judge, tokenizer, points[:1], settings, out_dir=tmp_path / "s", step_mode="static")
+    static = run_sweep(model, judge, tokenizer, points, settings, out_dir=tmp_path / "s")  # resumed
+    assert [{k: r[k] for k in keys} for r in static] == [{k: r[k] for k in keys} for r in dynamic]
+    assert [r["step_mode"] for r in static] == ["static", "dynamic"]
+    with pytest.raises(ValueError, match=r"step_mode must be one of"):
+        run_sweep(model, judge, tokenizer, points, settings, out_dir=tmp_path / "x", step_mode="fast")
+    assert not (tmp_path / "x" / "results.jsonl").exists()
+
+
 def test_a_bad_plan_fails_before_any_work(tmp_path, setup):
     model, judge, tokenizer, settings = setup
     with pytest.raises(ValueError):

@@ -71,7 +71,7 @@ class SweepSettings:
 
 
 def _generate_all(
-    model: Any, plan: Any, settings: SweepSettings, batch_size: int
+    model: Any, plan: Any, settings: SweepSettings, batch_size: int, step_mode: str = "dynamic"
 ) -> tuple[torch.Tensor, torch.Tensor, Any, dict]:
     """Final tokens and stage-1 drafts (num_samples, length), the first batch's trace, and costs."""
     from dind.sampling import generate
@@ -88,6 +88,7 @@ def _generate_all(
             batch_size=size,
             seed=sample_seeds(settings.seed, begin, size),
             bos_id=settings.bos_id,
+            step_mode=step_mode,
         )
         finals.append(result.tokens.cpu())
         drafts.append(result.trace[0].tokens.cpu())
@@ -121,13 +122,15 @@ def run_point(
     *,
     out_dir: Path,
     batch_size: int,
+    step_mode: str = "dynamic",
 ) -> dict[str, Any]:
-    """Generate, score and save one plan's samples; the record of ``results.jsonl``."""
+    """Generate, score and save one plan's samples; the record of ``results.jsonl``.
+    ``step_mode``: ``generate``'s cached step (the same samples; recorded, not a setting)."""
     from dind.sampling.plan import StagePlan
 
     text = point.plan_text(settings.draft_block_size)
     plan = StagePlan.parse(text)
-    finals, drafts, trace, costs = _generate_all(model, plan, settings, batch_size)
+    finals, drafts, trace, costs = _generate_all(model, plan, settings, batch_size, step_mode)
     decode = functools.partial(
         decode_for_judge, tokenizer.decode, eos_id=tokenizer.eos_id, eos_text=judge.tokenizer.eos_token
     )
@@ -150,6 +153,7 @@ def run_point(
         "stage1_gen_ppl": stage1["gen_ppl"],
         "stage1_unigram_entropy": stage1["unigram_entropy"],
         **costs,
+        "step_mode": step_mode,
         "settings": attrs.asdict(settings),
     }
 
@@ -203,11 +207,16 @@ def run_sweep(
     out_dir: str | Path,
     batch_size: int = 8,
     progress: bool = False,
+    step_mode: str = "dynamic",
 ) -> list[dict[str, Any]]:
     """Run every point not yet in ``out_dir/results.jsonl``; returns all records (old and new).
-    ``batch_size`` only groups the work: sample i uses ``row_seed(seed, i)`` whatever the batch."""
+    ``batch_size`` only groups the work: sample i uses ``row_seed(seed, i)`` whatever the batch;
+    ``step_mode`` (``generate``'s) only changes the speed, so a resumed sweep may use another."""
+    from dind.models.static_step import check_step_mode
+
     if settings.num_samples < 1:
         raise ValueError(f"num_samples must be >= 1 (got {settings.num_samples})")
+    check_step_mode(step_mode)
     from dind.sampling.plan import StagePlan
 
     out_dir = Path(out_dir)
@@ -221,7 +230,16 @@ def run_sweep(
     done = {record["plan"] for record in records}
     todo = [point for point in points if point.plan_text(settings.draft_block_size) not in done]
     for point in tqdm(todo, desc="sweep", unit="plan", disable=not progress):
-        record = run_point(model, judge, tokenizer, point, settings, out_dir=out_dir, batch_size=batch_size)
+        record = run_point(
+            model,
+            judge,
+            tokenizer,
+            point,
+            settings,
+            out_dir=out_dir,
+            batch_size=batch_size,
+            step_mode=step_mode,
+        )
         append_jsonl(results, record)
         records.append(record)
         write_summaries(records, out_dir)

@@ -9,6 +9,7 @@ import torch
 
 from dind.eval.command import add_judge_arguments
 from dind.eval.sweep import SweepSettings, run_sweep, sweep_points
+from dind.models.static_step import STEP_MODES
 
 
 def _ints(text: str) -> list[int]:
@@ -66,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not freeze position 0 to BOS (= the tokenizer's EOS, BD3-LM's convention)",
     )
     parser.add_argument("--device", default=None, help="device of the model (default: cuda if available)")
+    parser.add_argument(
+        "--step-mode",
+        choices=STEP_MODES,
+        default="dynamic",
+        help="the sampler's cached step (default: dynamic; static/compiled: the same samples)",
+    )
     parser.add_argument("--out", type=Path, default=Path("dind-sweep-out"), help="output directory")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -121,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         batch_size=args.batch_size,
         progress=args.progress,
+        step_mode=args.step_mode,
     )
     for record in sorted(records, key=lambda r: (r["block_size"], r["remask_ratio"])):
         print(
