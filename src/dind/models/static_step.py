@@ -16,8 +16,10 @@ Attention over the cache:
 - CUDA: the model's attention backend over the whole cache length with the mask
   ``key < start + width`` (a tensor), which a CUDA graph can capture.
 Positions at or after ``start + width`` hold stale or zero keys that are never attended, so logits
-equal the dynamic path's up to float rounding and samples are identical in practice
-(tests/sampling/test_static_step.py checks both).
+equal the dynamic path's up to float rounding and samples are identical in practice in fp32
+(tests/sampling/test_static_step.py checks both). With bf16 weights the compiled step's GEMM
+kernels (inductor's) round differently from the eager ones, so its samples can differ in a few
+tokens: equally valid draws, not the same ones.
 
 ``compiled=True`` wraps the step in ``torch.compile``: on CPU inductor with frozen weights and
 max-autotune (its small-M GEMM kernels read the weights about twice as fast as the eager matmuls);

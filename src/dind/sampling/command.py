@@ -108,8 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=_step_modes(),
         default="dynamic",
         help="the cached decode step: dynamic (shapes grow block by block), static (fixed shapes, "
-        "preallocated cache) or compiled (the static step under torch.compile); the same samples "
-        "(default: dynamic)",
+        "preallocated cache, folded weights) or compiled (the static step under torch.compile); the "
+        "same samples in fp32; compiled bf16 GEMMs round differently (default: dynamic)",
     )
     parser.add_argument("--device", default=None, help="device (default: cuda if available, else cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
