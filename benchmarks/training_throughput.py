@@ -107,6 +107,26 @@ def components(args: argparse.Namespace) -> dict:
     }
 
 
+def step_flops(config, batch: int, length: int) -> float:
+    """FLOPs one training step executes, forward + backward (= 3 x forward): the blocks' matmuls
+    over the 2L positions of [x_t ; x_0], the output layer over the noisy L, and attention over the
+    2L keys computed densely (the sdpa backend scores every pair and masks). adaLN/embedding: ~0."""
+    hidden, positions = config.hidden_dim, batch * 2 * length
+    block_params = 12 * hidden * hidden + 2 * 4 * hidden  # qkv 3h^2, out h^2, MLP 8h^2 (+ biases)
+    forward = 2 * config.n_blocks * block_params * positions
+    forward += 2 * hidden * config.vocab_size * batch * length
+    forward += config.n_blocks * 2 * 2 * batch * (2 * length) ** 2 * hidden  # QK^T and PV
+    return 3.0 * forward
+
+
+def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
+    """Measured fp32 FLOP/s of a large square matmul with torch's current threads: the compute
+    roof the training step is compared with."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    return 2 * size**3 / _median_time(lambda: a @ b, repeats)
+
+
 def _median_time(call, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -126,24 +146,33 @@ def write_markdown(report: dict, path: Path) -> None:
         f"`{command}`",
         "",
         f"Machine: {m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, "
-        f"torch {m['torch']}, Python {m['python']}. **Shared and loaded**: load average "
-        f"{_load(report['load_before'])} before, {_load(report['load_after'])} after (other jobs, a "
-        "training run among them, used the same 2 cores), so absolute figures are low and noisy; "
-        "ratios within one run are the useful part.",
+        f"torch {m['torch']}, Python {m['python']}. {_machine_state(report, m['cpu_count'])}",
         "",
         f"Batch {report['batch']} x {report['length']} tokens, block sizes `{report['block_sizes']}` "
         f"drawn per row, {report['steps']} timed steps after {report['warmup']} warm-up (compilation "
         "is in the warm-up).",
+    ]
+    roof = report.get("matmul_gflop_s")
+    if roof:
+        lines += [
+            "",
+            f"Compute roof: a 2048^3 fp32 matmul measured {roof:.0f} GFLOP/s with the same threads; one "
+            f"step executes {report['step_gflop']:.0f} GFLOP (matmuls over [x_t ; x_0], dense masked "
+            "attention, forward + backward = 3 x forward): the last column is the step's FLOP rate "
+            "over that roof.",
+        ]
+    lines += [
         "",
         "| variant | compiled | AdamW | mask cache | median step s | tokens/s | vs eager for_loop "
-        "| warm-up s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| warm-up s | % of matmul roof |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = r["tokens_per_s"] / base["tokens_per_s"]
+        share = f"{100 * report['step_gflop'] / r['step_s'] / roof:.0f}%" if roof else "-"
         lines.append(
             f"| {r['variant']} | {r['compiled']} | {r['optimizer']} | {r['mask_cache']} | "
-            f"{r['step_s']:.3f} | {r['tokens_per_s']:.0f} | {ratio:.2f}x | {r['warmup_s']:.1f} |"
+            f"{r['step_s']:.3f} | {r['tokens_per_s']:.0f} | {ratio:.2f}x | {r['warmup_s']:.1f} | {share} |"
         )
     parts = report.get("components")
     if parts:
@@ -158,6 +187,19 @@ def write_markdown(report: dict, path: Path) -> None:
         ]
     lines += ["", *report.get("notes", []), ""]
     path.write_text("\n".join(lines))
+
+
+def _machine_state(report: dict, cores: int) -> str:
+    """Whether other jobs shared the cores (1-minute load average before the run above half the
+    core count), in words: it decides whether the absolute figures can be quoted."""
+    before, after = report["load_before"], report["load_after"]
+    loads = f"load average {_load(before)} before, {_load(after)} after"
+    if not before or before[0] > cores / 2:
+        return (
+            f"**Shared and loaded**: {loads} (other jobs used the same cores), so absolute figures are "
+            "low and noisy; ratios within one run are the useful part."
+        )
+    return f"Nearly idle: {loads} (the run's own threads included after)."
 
 
 def _load(values) -> str:
@@ -180,6 +222,9 @@ def main() -> None:
         "results": [],
     }  # fmt: skip
     report["components"] = components(args)
+    report["matmul_gflop_s"] = matmul_rate() / 1e9
+    config = models.build("tiny", device="meta").config
+    report["step_gflop"] = step_flops(config, args.batch, args.length) / 1e9
     print(json.dumps(report["components"]), flush=True)
     for name in args.variants.split(","):
         report["results"].append(run_variant(name, args))
