@@ -124,3 +124,18 @@ def test_a_failed_compile_is_one_clear_error(micro, monkeypatch):
         module.CompileError, match=r"step_mode='compiled' could not compile the decode step on cpu"
     ):
         stepper.append_to_cache(torch.zeros(1, 4, dtype=torch.long), cache=cache, start=0)
+
+
+@pytest.mark.slow
+def test_the_cuda_compile_options_are_accepted(micro):
+    # the CUDA branch cannot run here; its torch.compile options (CUDA graphs + guard filter) must
+    # at least be accepted: on CPU tensors inductor skips the CUDA graphs and runs the step
+    import dind.models.static_step as module
+
+    stepper = StaticStep(micro, full_length=True)
+    stepper._step = module._compile(module._fresh(stepper._eager_step), torch.device("cuda"))
+    reference = StaticStep(micro, full_length=True)
+    tokens = torch.randint(0, 256, (1, 8), generator=torch.Generator().manual_seed(0))
+    cache, expected_cache = stepper.new_cache(1, 8), reference.new_cache(1, 8)
+    got = stepper.cached_logits(tokens[:, :4], cache=cache, start=0)
+    torch.testing.assert_close(got, reference.cached_logits(tokens[:, :4], cache=expected_cache, start=0))

@@ -45,6 +45,8 @@ from dind.models.folded import FoldedDiT, fingerprint
 STEP_MODES = ("dynamic", "static", "compiled")
 # inductor options for the CPU step: weights frozen as constants (packed for its GEMM templates)
 CPU_COMPILE_OPTIONS = {"freezing": True, "max_autotune": True}
+# ... and for the CUDA step: CUDA graphs (what torch.compile's mode "reduce-overhead" sets)
+CUDA_COMPILE_OPTIONS = {"triton.cudagraphs": True}
 
 
 def check_step_mode(step_mode: object) -> str:
@@ -238,17 +240,20 @@ class CompileError(UserError, RuntimeError):
 
 def _compile(step, device: torch.device):
     """``torch.compile`` the step: CUDA graphs on CUDA; on CPU inductor with frozen weights and
-    max-autotune GEMMs (inductor reads these options when it compiles, so every call runs under
-    them) and only the guards ``_guards_to_keep`` keeps. A failed compile is a ``CompileError``
+    max-autotune GEMMs. The inductor options are patched around every call (passed only as
+    ``torch.compile(options=...)``, freezing was silently not applied) and only the guards
+    ``_guards_to_keep`` keeps are evaluated. A failed compile is a ``CompileError``
     with one line saying what failed and what to use instead."""
-    if device.type == "cuda":
-        compiled = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
-        options: dict = {}
+    if device.type == "cuda":  # CUDA graphs (= mode "reduce-overhead", which excludes options)
+        options = CUDA_COMPILE_OPTIONS
+        compiled = torch.compile(
+            step, options={**options, "guard_filter_fn": _guards_to_keep}, fullgraph=True, dynamic=False
+        )
     else:
+        options = CPU_COMPILE_OPTIONS
         compiled = torch.compile(
             step, options={"guard_filter_fn": _guards_to_keep}, fullgraph=True, dynamic=False
         )
-        options = CPU_COMPILE_OPTIONS
 
     def run(*args):
         try:
