@@ -73,6 +73,11 @@ def test_static_step_follows_in_place_weight_updates(micro):
     assert not torch.equal(after_dynamic.tokens, before.tokens)
     assert torch.equal(after_static.tokens, after_dynamic.tokens)
     torch.testing.assert_close(after_static.scores, after_dynamic.scores)
+    for parameter in model.parameters():  # .data writes bump no version counter (EMA swaps)
+        parameter.data.copy_(parameter.data / 1.5)
+    again = generate(model, PLAN, step_mode="static", **kwargs)
+    assert not torch.equal(again.tokens, after_static.tokens)
+    assert torch.equal(again.tokens, generate(model, PLAN, **kwargs).tokens)
 
 
 def test_step_mode_is_validated(micro):
