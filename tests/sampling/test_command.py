@@ -3,6 +3,8 @@
 import argparse
 import json
 
+import torch
+
 from dind.sampling import command
 
 
@@ -110,3 +112,16 @@ def test_a_cached_step_mode_with_no_cache_is_refused_before_the_model_loads(tmp_
 def test_dynamic_with_no_cache_and_cached_modes_with_the_cache_are_accepted():
     for mode, use_cache in (("dynamic", False), ("dynamic", True), ("static", True), ("compiled", True)):
         command.check_step_mode_options(argparse.Namespace(step_mode=mode, use_cache=use_cache))
+
+
+def test_a_half_precision_checkpoint_is_computed_in_fp32_on_cpu(tmp_path):
+    # as `dind demo` does with the bf16-stored demo model; the residual stream stays fp32
+    from dind.models import build, save_pretrained
+    from dind.sampling.command import load_model
+
+    model = build("micro", init="random", generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    save_pretrained(model, tmp_path / "bf16")
+    loaded = load_model(str(tmp_path / "bf16"), torch.device("cpu"))
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    expected = model.float().backbone.blocks[0].attn_qkv.weight
+    assert torch.equal(loaded.backbone.blocks[0].attn_qkv.weight, expected)

@@ -109,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="dynamic",
         help="the cached decode step: dynamic (shapes grow block by block), static (fixed shapes, "
         "preallocated cache, folded weights) or compiled (the static step under torch.compile); the "
-        "same samples in fp32; compiled bf16 GEMMs round differently (default: dynamic)",
+        "same samples in fp32 (default: dynamic)",
     )
     parser.add_argument("--device", default=None, help="device (default: cuda if available, else cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -139,7 +139,11 @@ def _import(module: str, what: str) -> Any:
 
 def load_model(spec: str, device: torch.device) -> Any:
     """A checkpoint directory, or a preset name: fresh weights with a seeded random initialisation
-    (BD3-LM's zero-initialised output layer would give uniform logits, hiding every code path)."""
+    (BD3-LM's zero-initialised output layer would give uniform logits, hiding every code path).
+    On CPU a checkpoint stored in bf16/fp16 (like the shipped demo model) is computed in fp32, as
+    ``dind demo`` does: CPUs lack fast half-precision matmuls, and BD3-LM keeps the residual stream
+    in fp32 (bf16 is its autocast matmul precision on GPU, not its weights' dtype). On other
+    devices the stored dtype is kept."""
     models = _import("dind.models", "--model")
     if not Path(spec).expanduser().is_dir() and spec in models.PRESETS:
         return models.load(spec, device=device, init="random", seed=0, dropout=0.0)
@@ -148,7 +152,7 @@ def load_model(spec: str, device: torch.device) -> Any:
         raise UserError(
             f"--model {spec!r} is neither a checkpoint directory nor a preset (presets: {', '.join(sorted(models.PRESETS))})"
         )
-    return models.load(spec, device=device)
+    return models.load(spec, device=device, dtype=torch.float32 if device.type == "cpu" else None)
 
 
 def resolve_tokenizer(name: str | None, model: Any) -> tuple[str, Any]:
