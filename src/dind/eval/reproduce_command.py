@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a small CPU run: 4 samples of 128 tokens, 11 plans (2-3 min on 2 cores; "
+        help="a small CPU run: 4 samples of 128 tokens, 11 plans (under a minute on 2 idle cores; "
         "on a shared CPU use dind --threads 1)",
     )
     parser.add_argument("--num-samples", type=int, default=None, help="samples per plan (16; quick: 4)")
