@@ -60,6 +60,8 @@ top_p_float.__name__ = "top-p (a number in (0, 1])"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dind.models.static_step import STEP_MODES  # the models package: only once parsed
+
     parser.add_argument(
         "--model",
         default="micro",
@@ -105,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", dest="use_cache", action="store_false", help="uncached reference path")
     parser.add_argument(
         "--step-mode",
-        choices=_step_modes(),
+        choices=STEP_MODES,
         default="dynamic",
         help="the cached decode step: dynamic (shapes grow block by block), static (fixed shapes, "
         "preallocated cache, folded weights) or compiled (the static step under torch.compile); the "
@@ -113,12 +115,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="device (default: cuda if available, else cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-
-
-def _step_modes() -> tuple[str, ...]:
-    from dind.models.static_step import STEP_MODES
-
-    return tuple(STEP_MODES)
 
 
 def check_step_mode_options(args: argparse.Namespace) -> None:
