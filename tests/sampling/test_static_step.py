@@ -144,3 +144,8 @@ def test_the_cuda_compile_options_are_accepted(micro):
     cache, expected_cache = stepper.new_cache(1, 8), reference.new_cache(1, 8)
     got = stepper.cached_logits(tokens[:, :4], cache=cache, start=0)
     torch.testing.assert_close(got, reference.cached_logits(tokens[:, :4], cache=expected_cache, start=0))
+
+
+def test_the_attention_form_follows_the_device_unless_given(micro):
+    assert StaticStep(micro).full_length is False  # CPU: the exact prefix
+    assert StaticStep(micro, full_length=True).full_length is True

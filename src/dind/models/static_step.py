@@ -107,9 +107,7 @@ class StaticStep:
             )
         self.model = model
         self.compiled = compiled
-        if full_length is None:
-            full_length = model.backbone.vocab_embed.embedding.device.type == "cuda"
-        self.full_length = full_length
+        self._full_length = full_length  # None: by the device, decided again when weights move
         self._caches: dict[tuple[int, int, torch.dtype], KVCache] = {}
         self._fingerprint: tuple | None = None
         self._refresh()
@@ -170,6 +168,7 @@ class StaticStep:
             self._folded = FoldedDiT(self.model)
         self._caches.clear()  # the weights may have moved device or dtype
         device = self.model.backbone.vocab_embed.embedding.device
+        self.full_length = device.type == "cuda" if self._full_length is None else self._full_length
         self._step = _compile(_fresh(self._eager_step), device) if self.compiled else self._eager_step
         self._fingerprint = current
 
