@@ -35,7 +35,11 @@ def cli(argv: list[str]) -> int:
 def run_case(action) -> tuple[str, str]:
     """(outcome, message) for one case."""
     err, out = io.StringIO(), io.StringIO()
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib.redirect_stderr(err),
+        contextlib.redirect_stdout(out),
+    ):
         try:
             status = action(Path(tmp))
         except Exception as error:  # library-level cases: the exception is the message

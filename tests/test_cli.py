@@ -36,7 +36,11 @@ def one_error_line(capsys, command: str = "sample") -> str:
     ("error", "status", "message"),
     [
         (UserError("bad thing"), 1, "bad thing"),
-        (ConfigError("steps must be a positive integer (got 0)"), 2, "steps must be a positive integer (got 0)"),
+        (
+            ConfigError("steps must be a positive integer (got 0)"),
+            2,
+            "steps must be a positive integer (got 0)",
+        ),
         (ValueError("length must\n  divide"), 2, "length must divide"),
         (TypeError("plan must be a StagePlan"), 2, "plan must be a StagePlan"),
         (DataFormatError("x.jsonl line 3: not JSON"), 1, "x.jsonl line 3: not JSON"),
@@ -245,7 +249,11 @@ def test_nan_logits_through_the_cli_exit_1_without_output(tmp_path, monkeypatch,
         (["--tracker", "nope"], 2, "nope"),
         (["--unmasking", "nope"], 2, "nope"),
         (["--prompt", "x" * 20], 2, "prompt is too long: 21 frozen tokens (BOS included)"),
-        (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "nodevice"], 1, "--device"),
+        (
+            ["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "nodevice"],
+            1,
+            "--device",
+        ),
         (["--model", "/nonexistent/ckpt"], None, "/nonexistent/ckpt"),
     ],
 )
@@ -290,7 +298,8 @@ def test_building_the_parser_imports_no_torch_or_matplotlib():
         "import sys\n"
         "from dind.cli import build_parser\n"
         "build_parser().format_help()\n"
-        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'matplotlib', 'numpy', 'transformers'})))"
+        "heavy = {'torch', 'matplotlib', 'numpy', 'transformers'}\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & heavy)))"
     )
     assert heavy.strip() == ""
 
@@ -315,6 +324,7 @@ def test_importing_plots_keeps_the_matplotlib_backend():
         "import numpy as np, io\n"
         "figure = plots.stage_trace_figure(np.random.rand(2, 8), np.zeros((2, 8), bool), ['a', 'b'])\n"
         "buffer = io.BytesIO(); figure.savefig(buffer, format='png')\n"
-        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules, buffer.getvalue()[:4] == b'\\x89PNG')"
+        "png = buffer.getvalue()[:4] == b'\\x89PNG'\n"
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules, png)"
     )
     assert state.split() == ["svg", "False", "True"]

@@ -129,8 +129,10 @@ CASES = [
     ("path to a .ckpt file", lambda tmp: _load((tmp / "last.ckpt").write_bytes(b"x") and tmp / "last.ckpt")),
     ("path to config.json instead of the directory", lambda tmp: _load(_saved(tmp) / "config.json")),
     ("no weights at all", _files(lambda d: (d / "model.safetensors").unlink())),
-    ("truncated model.safetensors", _files(
-        lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:64]))),
+    (
+        "truncated model.safetensors",
+        _files(lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:64])),
+    ),
     ("tensor missing", _files(_tensor("backbone.blocks.0.norm1.weight", None))),
     ("tensor mis-shaped", _files(_tensor("backbone.blocks.0.norm1.weight", _torch("torch.zeros(3)")))),
     ("integer tensor", _files(_tensor("sampling_eps_min", _torch("torch.tensor(1)")))),
@@ -147,8 +149,15 @@ CASES = [
     ("init 'zeros' for a preset", lambda tmp: _load("micro", init="zeros")),
     ("negative seed", lambda tmp: _load("micro", seed=-1)),
     ("override a non-field", lambda tmp: _load(_saved(tmp), hidden_size=64)),
-    ("dind sample --model missing dir", lambda tmp: cli(["sample", "--model", str(tmp / "nope"), "--out",
-                                                         str(tmp / "o.jsonl")])),
-    ("dind sample --model with pytorch_model.bin", lambda tmp: (_pickled(_saved(tmp)), cli(
-        ["sample", "--model", str(tmp / "ckpt"), "--out", str(tmp / "o.jsonl")]))[1]),
+    (
+        "dind sample --model missing dir",
+        lambda tmp: cli(["sample", "--model", str(tmp / "nope"), "--out", str(tmp / "o.jsonl")]),
+    ),
+    (
+        "dind sample --model with pytorch_model.bin",
+        lambda tmp: (
+            _pickled(_saved(tmp)),
+            cli(["sample", "--model", str(tmp / "ckpt"), "--out", str(tmp / "o.jsonl")]),
+        )[1],
+    ),
 ]

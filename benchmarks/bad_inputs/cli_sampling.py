@@ -26,8 +26,23 @@ def cli(argv):  # the dind command in-process
 
 def sample(tmp: Path, *extra: str, out: str | None = None) -> int:
     out = out if out is not None else str(tmp / "s.jsonl")
-    return cli(["sample", "--model", "micro", "--tokenizer", "bytes", "--plan", "4 -> 16@0.5", "--length", "16",
-                "--out", out, *DEVICE, *extra])  # fmt: skip
+    return cli(
+        [
+            "sample",
+            "--model",
+            "micro",
+            "--tokenizer",
+            "bytes",
+            "--plan",
+            "4 -> 16@0.5",
+            "--length",
+            "16",
+            "--out",
+            out,
+            *DEVICE,
+            *extra,
+        ]
+    )
 
 
 def demo(tmp: Path, *extra: str) -> int:
@@ -40,7 +55,9 @@ def micro_checkpoint(tmp: Path) -> Path:
     from dind.models import build, save_pretrained
 
     directory = tmp / "micro"
-    save_pretrained(build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.0), directory)
+    save_pretrained(
+        build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.0), directory
+    )
     return directory
 
 
@@ -121,8 +138,14 @@ CASES = [
     ("--threads not a number, after the subcommand", lambda tmp: cli(["list", "--threads", "many"])),
     ("--plugin naming a missing module", lambda tmp: cli(["--plugin", "no_such_module_xyz", "list"])),
     ("--plugin naming a missing .py file", lambda tmp: cli(["--plugin", str(tmp / "nope.py"), "list"])),
-    ("--plugin file with a syntax error", lambda tmp: cli(["--plugin", plugin_file(tmp, "def (:\n"), "list"])),
-    ("--plugin file raising on import", lambda tmp: cli(["--plugin", plugin_file(tmp, "raise RuntimeError('x')\n"), "list"])),
+    (
+        "--plugin file with a syntax error",
+        lambda tmp: cli(["--plugin", plugin_file(tmp, "def (:\n"), "list"]),
+    ),
+    (
+        "--plugin file raising on import",
+        lambda tmp: cli(["--plugin", plugin_file(tmp, "raise RuntimeError('x')\n"), "list"]),
+    ),
     ("--plugin without a value", lambda tmp: cli(["list", "--plugin"])),
     # sample: numbers
     ("sample --length 0", lambda tmp: sample(tmp, "--length", "0")),
@@ -155,20 +178,38 @@ CASES = [
     ("sample --plan ':nope remasker'", lambda tmp: sample(tmp, "--plan", "4 -> 16@0.5:nope")),
     ("sample --plan unknown option {beam=2}", lambda tmp: sample(tmp, "--plan", "4 -> 16@0.5{beam=2}")),
     ("sample --plan duplicate option", lambda tmp: sample(tmp, "--plan", "4 -> 16@0.5{top_p=0.9,top_p=0.8}")),
-    ("sample --plan duplicate unmasking", lambda tmp: sample(tmp, "--plan", "4 -> 16@0.5{unmasking=first_hitting,unmasking=ancestral}")),
+    (
+        "sample --plan duplicate unmasking",
+        lambda tmp: sample(tmp, "--plan", "4 -> 16@0.5{unmasking=first_hitting,unmasking=ancestral}"),
+    ),
     ("sample --plan ratio rounds to 0 positions", lambda tmp: sample(tmp, "--plan", "4 -> 16@0.01")),
     ("sample --plan top_p=abc", lambda tmp: sample(tmp, "--plan", "4 -> 16@0.5{top_p=abc}")),
-    ("sample --plan unknown unmasking rule", lambda tmp: sample(tmp, "--plan", "4 -> 16@0.5{unmasking=nope}")),
+    (
+        "sample --plan unknown unmasking rule",
+        lambda tmp: sample(tmp, "--plan", "4 -> 16@0.5{unmasking=nope}"),
+    ),
     # sample: prompt
     ("sample --prompt longer than --length", lambda tmp: sample(tmp, "--prompt", "x" * 40)),
     ("sample --prompt filling every position", lambda tmp: sample(tmp, "--prompt", "x" * 15)),
     # sample: models and devices
     ("sample --model missing directory", lambda tmp: sample(tmp, "--model", str(tmp / "nope"))),
     ("sample --model a file", lambda tmp: sample(tmp, "--model", str(existing(tmp, "f.txt")))),
-    ("sample --model empty directory", lambda tmp: (tmp / "empty").mkdir() or sample(tmp, "--model", str(tmp / "empty"))),
-    ("sample --model corrupt config.json", lambda tmp: sample(tmp, "--model", str(corrupt(tmp, "config.json", b"{not json")))),
-    ("sample --model config.json a list", lambda tmp: sample(tmp, "--model", str(corrupt(tmp, "config.json", b"[1, 2]")))),
-    ("sample --model truncated safetensors", lambda tmp: sample(tmp, "--model", str(corrupt(tmp, "model.safetensors", b"\x10\x00")))),
+    (
+        "sample --model empty directory",
+        lambda tmp: (tmp / "empty").mkdir() or sample(tmp, "--model", str(tmp / "empty")),
+    ),
+    (
+        "sample --model corrupt config.json",
+        lambda tmp: sample(tmp, "--model", str(corrupt(tmp, "config.json", b"{not json"))),
+    ),
+    (
+        "sample --model config.json a list",
+        lambda tmp: sample(tmp, "--model", str(corrupt(tmp, "config.json", b"[1, 2]"))),
+    ),
+    (
+        "sample --model truncated safetensors",
+        lambda tmp: sample(tmp, "--model", str(corrupt(tmp, "model.safetensors", b"\x10\x00"))),
+    ),
     ("sample --device nodevice", lambda tmp: sample(tmp, "--device", "nodevice")),
     ("sample --device cuda:7", lambda tmp: sample(tmp, "--device", "cuda:7")),
     ("sample --step-mode fast", lambda tmp: sample(tmp, "--step-mode", "fast")),
@@ -182,30 +223,65 @@ CASES = [
     ("sample +inf logits", lambda tmp: nan_model(tmp, float("inf"))),
     ("sample -inf logits everywhere", lambda tmp: nan_model(tmp, float("-inf"))),
     ("sample disk full while writing", disk_full),
-    ("sample --overwrite of an existing file (accepted)", lambda tmp: sample(tmp, "--overwrite", out=str(existing(tmp)))),
+    (
+        "sample --overwrite of an existing file (accepted)",
+        lambda tmp: sample(tmp, "--overwrite", out=str(existing(tmp))),
+    ),
     # demo
     ("demo --length 0", lambda tmp: demo(tmp, "--length", "0")),
     ("demo --seed -5", lambda tmp: demo(tmp, "--seed", "-5")),
     ("demo --plan 'x'", lambda tmp: cli(["demo", "--plan", "x", "--out", str(tmp / "d")])),
-    ("demo --plan ratio rounds to 0 positions", lambda tmp: cli(["demo", "--length", "16", "--plan", "4 -> 16@0.05", "--out", str(tmp / "d")])),
-    ("demo --out exists (trace.json)", lambda tmp: (tmp / "demo").mkdir() or (tmp / "demo" / "trace.json").write_text("{}") and demo(tmp)),
+    (
+        "demo --plan ratio rounds to 0 positions",
+        lambda tmp: cli(["demo", "--length", "16", "--plan", "4 -> 16@0.05", "--out", str(tmp / "d")]),
+    ),
+    (
+        "demo --out exists (trace.json)",
+        lambda tmp: (tmp / "demo").mkdir() or (tmp / "demo" / "trace.json").write_text("{}") and demo(tmp),
+    ),
     ("demo --out is a file", lambda tmp: existing(tmp, "demo") and demo(tmp)),
     ("demo --checkpoint missing", lambda tmp: demo(tmp, "--checkpoint", str(tmp / "nope"))),
-    ("demo --checkpoint with the wrong vocabulary", lambda tmp: demo(tmp, "--checkpoint", str(gpt2_vocab_checkpoint(tmp)))),
+    (
+        "demo --checkpoint with the wrong vocabulary",
+        lambda tmp: demo(tmp, "--checkpoint", str(gpt2_vocab_checkpoint(tmp))),
+    ),
     ("demo --device nodevice", lambda tmp: demo(tmp, "--device", "nodevice")),
     ("demo --prompt longer than --length", lambda tmp: demo(tmp, "--prompt", "ROMEO: " * 5)),
     # other subcommands: the generic handler
     ("train --config missing file", lambda tmp: cli(["train", "--config", str(tmp / "nope.yaml")])),
     ("train --config a directory", lambda tmp: cli(["train", "--config", str(tmp)])),
-    ("train --config corrupt YAML", lambda tmp: (tmp / "c.yaml").write_text("a: [1,\n") and cli(["train", "--config", str(tmp / "c.yaml")])),
+    (
+        "train --config corrupt YAML",
+        lambda tmp: (
+            (tmp / "c.yaml").write_text("a: [1,\n") and cli(["train", "--config", str(tmp / "c.yaml")])
+        ),
+    ),
     ("train bad override 'steps'", lambda tmp: cli(["train", "--print-config", "steps"])),
     ("train override steps=-3", lambda tmp: cli(["train", "--print-config", "steps=-3"])),
     ("train override unknown key", lambda tmp: cli(["train", "--print-config", "nosuchkey=1"])),
     ("eval missing samples file", lambda tmp: cli(["eval", str(tmp / "nope.jsonl"), "--judge", str(tmp)])),
     ("eval samples is a directory", lambda tmp: cli(["eval", str(tmp), "--judge", str(tmp)])),
     ("eval without --judge", lambda tmp: cli(["eval", str(tmp / "s.jsonl")])),
-    ("sweep --model unknown preset", lambda tmp: cli(["sweep", "--model", "nope", "--judge", str(tmp), "--out", str(tmp / "o")])),
-    ("sweep --block-sizes abc", lambda tmp: cli(["sweep", "--model", "micro", "--judge", str(tmp), "--block-sizes", "abc", "--out", str(tmp / "o")])),
+    (
+        "sweep --model unknown preset",
+        lambda tmp: cli(["sweep", "--model", "nope", "--judge", str(tmp), "--out", str(tmp / "o")]),
+    ),
+    (
+        "sweep --block-sizes abc",
+        lambda tmp: cli(
+            [
+                "sweep",
+                "--model",
+                "micro",
+                "--judge",
+                str(tmp),
+                "--block-sizes",
+                "abc",
+                "--out",
+                str(tmp / "o"),
+            ]
+        ),
+    ),
     ("list with a stray argument", lambda tmp: cli(["list", "extra"])),
     # library: generate() arguments
     ("generate prompt with the MASK id", lambda tmp: generate_with(prompt=[1, 4])),
@@ -227,7 +303,10 @@ CASES = [
     ("generate plan as text", lambda tmp: generate_with(plan="4 -> L@0.5")),
     ("generate tracker as a name", lambda tmp: generate_with(tracker="snapshot")),
     # library: plan text
-    ("parse '4 -> 32@0.5{unmasking=a,unmasking=b}'", lambda tmp: parse("4 -> 32@0.5{unmasking=a,unmasking=b}")),
+    (
+        "parse '4 -> 32@0.5{unmasking=a,unmasking=b}'",
+        lambda tmp: parse("4 -> 32@0.5{unmasking=a,unmasking=b}"),
+    ),
     ("validate '4 -> 32@0.001' at length 256", lambda tmp: parse("4 -> 32@0.001", 256)),
     ("parse '4 -> 32@-0.5'", lambda tmp: parse("4 -> 32@-0.5")),
     ("parse '4 -> 32@0.5@0.5'", lambda tmp: parse("4 -> 32@0.5@0.5")),

@@ -24,8 +24,17 @@ def judge(tmp: Path) -> Path:
 
     path = tmp / "judge"
     if not path.exists():
-        config = GPT2Config(n_layer=1, n_embd=16, n_head=2, n_positions=64, vocab_size=257,
-                            bos_token_id=256, eos_token_id=256, dind_tokenizer="bytes", dind_window=32)  # fmt: skip
+        config = GPT2Config(
+            n_layer=1,
+            n_embd=16,
+            n_head=2,
+            n_positions=64,
+            vocab_size=257,
+            bos_token_id=256,
+            eos_token_id=256,
+            dind_tokenizer="bytes",
+            dind_window=32,
+        )
         GPT2LMHeadModel(config).save_pretrained(path)
     return path
 

@@ -16,12 +16,22 @@ def cli(argv):  # the dind command in-process
 
 def _base(tmp: Path) -> list[str]:
     corpus = tmp / "corpus.txt"
-    corpus.write_text(("To be, or not to be, that is the question.\n\n" * 40))
+    corpus.write_text("To be, or not to be, that is the question.\n\n" * 40)
     return [
-        "model.preset=micro", "data.tokenizer=bytes", "data.length=32", f"data.cache_dir={tmp / 'cache'}",
+        "model.preset=micro",
+        "data.tokenizer=bytes",
+        "data.length=32",
+        f"data.cache_dir={tmp / 'cache'}",
         f"data.corpus_options={{paths: [{corpus}], document_delimiter: '\\n\\n'}}",
-        "data.validation_fraction=0.2", "objective.block_sizes=fixed:4", "steps=1", "batch_size=2",
-        "eval_every=null", "save_every=null", "progress=false", "optim.warmup_steps=0", f"out_dir={tmp / 'run'}",
+        "data.validation_fraction=0.2",
+        "objective.block_sizes=fixed:4",
+        "steps=1",
+        "batch_size=2",
+        "eval_every=null",
+        "save_every=null",
+        "progress=false",
+        "optim.warmup_steps=0",
+        f"out_dir={tmp / 'run'}",
     ]
 
 
@@ -94,9 +104,15 @@ CASES = [
     ("distributed=ddp without torchrun", train("distributed=ddp")),
     ("block size does not divide the length", train("objective.block_sizes=fixed:5")),
     ("unknown block-size distribution", train("objective.block_sizes=zipf:4")),
-    ("text block sizes with options", train("objective.block_sizes=fixed:4", "objective.block_size_options={size: 4}")),
+    (
+        "text block sizes with options",
+        train("objective.block_sizes=fixed:4", "objective.block_size_options={size: 4}"),
+    ),
     ("inline component spec without a name", train("objective.block_sizes={draft: 4}")),
-    ("inline spec and block_size_options both", train("objective.block_sizes={name: fixed, size: 4}", "objective.block_size_options={size: 4}")),
+    (
+        "inline spec and block_size_options both",
+        train("objective.block_sizes={name: fixed, size: 4}", "objective.block_size_options={size: 4}"),
+    ),
     ("unknown block-size option", train("objective.block_sizes={name: fixed, size: 4, width: 2}")),
     ("unknown lr_schedule option", train("optim.lr_schedule_options={floor: 0.1}")),
     ("plugins not a list", train("plugins=geometric.py")),

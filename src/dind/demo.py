@@ -213,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
     }
     atomic_write_text(paths[1], json.dumps(trace) + "\n")
     with atomic_write(paths[2], "wb") as handle:
-        stage_trace_figure(*trace_arrays(result.trace)).savefig(handle, format="png", dpi=120, bbox_inches="tight")
+        stage_trace_figure(*trace_arrays(result.trace)).savefig(
+            handle, format="png", dpi=120, bbox_inches="tight"
+        )
     picture = args.out / "trace.png"
     total_nfe = int(result.nfe[0])
     print(f"\ntotal NFE {total_nfe}; demo ran in {time.perf_counter() - started:.1f} s")

@@ -39,13 +39,19 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool, option: str =
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError as error:
-        raise UserError(f"cannot create the directory of {option} {target}: {parent} is not a directory") from error
+        raise UserError(
+            f"cannot create the directory of {option} {target}: {parent} is not a directory"
+        ) from error
     except OSError as error:
-        raise UserError(f"cannot create the directory of {option} {target}: {error.strerror or error}") from error
+        raise UserError(
+            f"cannot create the directory of {option} {target}: {error.strerror or error}"
+        ) from error
     try:
         fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".probe")
     except OSError as error:
-        raise UserError(f"cannot write {option} {target}: directory {parent} is not writable ({error.strerror or error})") from error
+        raise UserError(
+            f"cannot write {option} {target}: directory {parent} is not writable ({error.strerror or error})"
+        ) from error
     os.close(fd)
     os.unlink(probe)
     return target.resolve()

@@ -51,7 +51,9 @@ def test_a_ratio_is_refused_exactly_when_it_remasks_no_position(ratio, length, p
     plan = StagePlan((Stage(4), Stage(None, remask_ratio=ratio)))
     generated = length - prompt
     if math.floor(ratio * generated) == 0:
-        with pytest.raises(ValueError, match=rf"^stage 2: remask_ratio .* remasks no position .* >= 1/{generated}"):
+        with pytest.raises(
+            ValueError, match=rf"^stage 2: remask_ratio .* remasks no position .* >= 1/{generated}"
+        ):
             plan.validate(length, prompt_length=prompt)
     else:
         plan.validate(length, prompt_length=prompt)

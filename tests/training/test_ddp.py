@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dind import models
-from dind.training import Trainer, build_trainer, find_checkpoint
+from dind.training import build_trainer, find_checkpoint
 
 WORKER = r"""
 import os

@@ -212,7 +212,8 @@ def test_plugins_and_component_specs_in_a_config(make_config, tmp_path):
         (
             ("objective.block_sizes={name: bimodal, draft: 4, width: 3}",),
             ValueError,
-            r"objective.block_sizes 'bimodal' does not take options \['width'\] \(accepted: \['draft', 'global_size', 'global_probability'\]\)",
+            r"objective.block_sizes 'bimodal' does not take options \['width'\] "
+            r"\(accepted: \['draft', 'global_size', 'global_probability'\]\)",
         ),
         (
             ("optim.lr_schedule_options={floor: 0.1}",),
@@ -225,7 +226,11 @@ def test_plugins_and_component_specs_in_a_config(make_config, tmp_path):
             r"plugin file not found: '/nonexistent/plugin.py'",
         ),
         (("model.preset=giant",), RegistryError, r"model.preset: unknown"),
-        (("model.init=micro",), ValueError, r"model.init must be a checkpoint directory or hub id \(got the preset"),
+        (
+            ("model.init=micro",),
+            ValueError,
+            r"model.init must be a checkpoint directory or hub id \(got the preset",
+        ),
     ],
 )
 def test_component_errors_name_the_key(make_config, overrides, error, message):

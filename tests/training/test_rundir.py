@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from dind.errors import NonFiniteError, OutputExistsError, RunLockedError
-from dind.training import Trainer, build_trainer, find_checkpoint, read_trainer_state
+from dind.training import Trainer, build_trainer, command, find_checkpoint, read_trainer_state
 from dind.training import checkpointing as ckpt
-from dind.training import command
 from dind.training.metrics import read_metrics
 from dind.training.rundir import RunLock, truncate_metrics
 
@@ -134,7 +133,11 @@ def test_second_interrupt_during_the_save_reports_no_unsaved_step(make_config, t
     "first, second, expected",
     [
         (("steps=2",), ("steps=3",), "equals one trained with the new config"),
-        (("steps=2", "optim.lr_schedule=cosine", "optim.warmup_steps=0"), ("steps=3",), "steps 1..1 already ran at other rates"),
+        (
+            ("steps=2", "optim.lr_schedule=cosine", "optim.warmup_steps=0"),
+            ("steps=3",),
+            "steps 1..1 already ran at other rates",
+        ),
         (("steps=2",), ("steps=2", "optim.lr=2e-3"), "optim.lr: 0.001 -> 0.002"),
     ],
 )

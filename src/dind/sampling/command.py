@@ -76,19 +76,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--length", type=positive_int, default=1024, help="tokens per sample, BOS included (default: 1024)"
     )
-    parser.add_argument("--batch-size", type=positive_int, default=1, help="samples generated together (default: 1)")
-    parser.add_argument("--seed", type=seed_int, default=0, help="row r uses a hash of (seed, r) (default: 0)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=1, help="samples generated together (default: 1)"
+    )
+    parser.add_argument(
+        "--seed", type=seed_int, default=0, help="row r uses a hash of (seed, r) (default: 0)"
+    )
     parser.add_argument(
         "--unmasking",
         default="first_hitting",
         help="unmasking rule for stages that set none (`dind list`: unmasking_rules)",
     )
     parser.add_argument("--tracker", default="snapshot", help="confidence tracker (default: snapshot)")
-    parser.add_argument("--steps", type=positive_int, default=None, help="per-block step budget for every stage")
+    parser.add_argument(
+        "--steps", type=positive_int, default=None, help="per-block step budget for every stage"
+    )
     parser.add_argument(
         "--top-p", type=top_p_float, default=None, help="nucleus top-p for every stage (BD3-LM: 0.9)"
     )
-    parser.add_argument("--temperature", type=positive_float, default=None, help="temperature for every stage")
+    parser.add_argument(
+        "--temperature", type=positive_float, default=None, help="temperature for every stage"
+    )
     parser.add_argument("--prompt", default=None, help="prompt text (frozen prefix, after BOS)")
     parser.add_argument(
         "--tokenizer", default=None, help="tokenizer name (default: the one that fits the model's vocabulary)"
@@ -146,7 +154,8 @@ def load_model(spec: str, device: torch.device) -> Any:
     path = Path(spec).expanduser()
     if not path.exists() and "/" not in spec and "\\" not in spec:  # a mistyped preset, not a path
         raise UserError(
-            f"--model {spec!r} is neither a checkpoint directory nor a preset (presets: {', '.join(sorted(models.PRESETS))})"
+            f"--model {spec!r} is neither a checkpoint directory nor a preset "
+            f"(presets: {', '.join(sorted(models.PRESETS))})"
         )
     return models.load(spec, device=device, dtype=torch.float32 if device.type == "cpu" else None)
 

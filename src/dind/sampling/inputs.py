@@ -53,7 +53,8 @@ def check_seed(seed: Any, batch_size: int) -> int | list[int] | None:
         return int(seed)
     if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence | Tensor):
         raise TypeError(
-            f"seed must be an int in [0, 2**64), a sequence of them, or None (got {type(seed).__name__} {seed!r})"
+            "seed must be an int in [0, 2**64), a sequence of them, or None "
+            f"(got {type(seed).__name__} {seed!r})"
         )
     seeds = seed.tolist() if isinstance(seed, Tensor) else list(seed)
     for row, value in enumerate(seeds):
@@ -92,7 +93,8 @@ def check_prompt(prompt: Any, *, vocab_size: int, mask_id: int) -> Tensor | None
 def _as_id_tensor(prompt: Any) -> Tensor:
     if isinstance(prompt, (str, bytes)):
         raise TypeError(
-            f"prompt must be token ids, not {type(prompt).__name__} {prompt[:20]!r}; encode the text with a tokenizer"
+            f"prompt must be token ids, not {type(prompt).__name__} {prompt[:20]!r}; "
+            "encode the text with a tokenizer"
         )
     if isinstance(prompt, Tensor):
         if prompt.dtype == torch.bool or prompt.is_floating_point() or prompt.is_complex():
@@ -123,7 +125,8 @@ def _as_id_tensor(prompt: Any) -> Tensor:
     if len(set(lengths)) > 1:
         r = next(i for i, n in enumerate(lengths) if n != lengths[0])
         raise ValueError(
-            f"prompt rows must all have the same length (row 0 has {lengths[0]} ids, row {r} has {lengths[r]})"
+            "prompt rows must all have the same length "
+            f"(row 0 has {lengths[0]} ids, row {r} has {lengths[r]})"
         )
     return torch.tensor(rows, dtype=torch.long).reshape(len(rows), lengths[0] if rows else 0)
 
