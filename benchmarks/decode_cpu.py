@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 
 from dind import models
+from dind.models import DECODE_STEPS
 from dind.models.static_step import static_step
-from dind.sampling import StagePlan, generate
+from dind.sampling import GenerateOptions, StagePlan, generate
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -138,16 +139,35 @@ def sampler_throughput(model, *, length: int, batches: list[int], modes: list[st
     rows = []
     plan = StagePlan.parse("4")
     for mode in modes:
-        generate(model, plan, length=32, batch_size=1, seed=0, bos_id=256, step_mode=mode)  # warm-up
+        generate(
+            model,
+            plan,
+            length=32,
+            batch_size=1,
+            seed=0,
+            options=GenerateOptions(bos_id=256, step=DECODE_STEPS.build(mode)),
+        )  # warm-up
         for batch in batches:
             compile_s = None
             if mode == "compiled":  # graphs are per (batch, cache length): compile them first
                 begin = time.perf_counter()
-                generate(model, plan, length=length, batch_size=batch, seed=1, bos_id=256, step_mode=mode)
+                generate(
+                    model,
+                    plan,
+                    length=length,
+                    batch_size=batch,
+                    seed=1,
+                    options=GenerateOptions(bos_id=256, step=DECODE_STEPS.build(mode)),
+                )
                 compile_s = round(time.perf_counter() - begin, 1)
             begin = time.perf_counter()
             result = generate(
-                model, plan, length=length, batch_size=batch, seed=0, bos_id=256, step_mode=mode
+                model,
+                plan,
+                length=length,
+                batch_size=batch,
+                seed=0,
+                options=GenerateOptions(bos_id=256, step=DECODE_STEPS.build(mode)),
             )
             seconds = time.perf_counter() - begin
             generated = batch * (length - 1)
@@ -180,7 +200,12 @@ def stage2_tradeoff(*, length: int, batch: int, step_mode: str) -> list[dict]:
         plan = StagePlan.parse(text.format(L=length))
         begin = time.perf_counter()
         result = generate(
-            model, plan, length=length, batch_size=batch, seed=0, bos_id=256, step_mode=step_mode
+            model,
+            plan,
+            length=length,
+            batch_size=batch,
+            seed=0,
+            options=GenerateOptions(bos_id=256, step=DECODE_STEPS.build(step_mode)),
         )
         seconds = time.perf_counter() - begin
         stage2 = result.trace[1]

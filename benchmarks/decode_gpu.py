@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from dind import models
+from dind.models import CompiledStep
 from dind.models.static_step import static_step
-from dind.sampling import StagePlan, generate
+from dind.sampling import GenerateOptions, StagePlan, generate
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -82,7 +83,7 @@ def same_samples(model) -> bool:
     plan = StagePlan.parse("4 -> 256@0.25/8{unmasking=confidence_topk}")
     with torch.autocast("cuda", dtype=torch.bfloat16):
         dynamic = generate(model, plan, **kwargs)
-        compiled = generate(model, plan, step_mode="compiled", **kwargs)
+        compiled = generate(model, plan, **kwargs, options=GenerateOptions(step=CompiledStep()))
     return bool(torch.equal(dynamic.tokens, compiled.tokens))
 
 

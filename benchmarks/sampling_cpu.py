@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from dind import models
-from dind.sampling import StagePlan, generate
+from dind.models import DynamicStep, UncachedStep
+from dind.sampling import GenerateOptions, StagePlan, generate
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -62,7 +63,13 @@ def stage_rows(result) -> list[dict]:
 
 def timed(model, plan: str, length: int, *, use_cache: bool, seed: int = 0):
     begin = time.perf_counter()
-    result = generate(model, StagePlan.parse(plan), length=length, seed=seed, bos_id=256, use_cache=use_cache)
+    result = generate(
+        model,
+        StagePlan.parse(plan),
+        length=length,
+        seed=seed,
+        options=GenerateOptions(bos_id=256, step=DynamicStep() if use_cache else UncachedStep()),
+    )
     return result, time.perf_counter() - begin
 
 

@@ -21,7 +21,7 @@ from dind.data import TOKENIZERS
 from dind.demo import packaged_checkpoint, render
 from dind.models import from_pretrained
 from dind.remaskers import REMASKERS, RemaskContext, SnapshotRemasker
-from dind.sampling import ConfidenceTopK, Stage, StagePlan, generate
+from dind.sampling import ConfidenceTopK, GenerateOptions, Stage, StagePlan, generate
 
 
 @REMASKERS.register("span")
@@ -73,7 +73,7 @@ def main() -> None:
             length=args.length,
             prompt=tokenizer.encode(args.prompt),
             seed=args.seed,
-            bos_id=tokenizer.eos_id,
+            options=GenerateOptions(bos_id=tokenizer.eos_id),
         )
 
     for k, stage in enumerate(result.trace):

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from dind.remaskers import REMASKERS, RemaskContext
+from dind.sampling import GenerateOptions
 from dind.validation import optional_positive_int
 
 
@@ -54,7 +55,14 @@ def main() -> None:
     model = from_pretrained(checkpoint, dtype=torch.float32).eval()
     tokenizer = TOKENIZERS.build("bytes")
     plan = StagePlan.parse(args.plan)  # ":entropy" is a registered name now; no mapping needed
-    result = generate(model, plan, length=args.length, batch_size=2, seed=args.seed, bos_id=tokenizer.eos_id)
+    result = generate(
+        model,
+        plan,
+        length=args.length,
+        batch_size=2,
+        seed=args.seed,
+        options=GenerateOptions(bos_id=tokenizer.eos_id),
+    )
     print(f"plan: {plan}")
     for index, stage in enumerate(result.trace, start=1):
         print(f"stage {index}: remasked per row {stage.remasked.sum(1).tolist()}")

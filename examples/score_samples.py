@@ -13,10 +13,10 @@ import functools
 
 import torch
 
+import dind
 from dind.data.tokenizers import TOKENIZERS
 from dind.eval import decode_for_judge, evaluate, load_judge
-from dind.sampling import generate
-from dind.sampling.command import load_model
+from dind.sampling import GenerateOptions, generate
 from dind.sampling.plan import StagePlan
 
 
@@ -33,7 +33,7 @@ def main() -> None:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = TOKENIZERS.build(args.tokenizer)
-    model = load_model(args.model, device)
+    model = dind.load(args.model, device=device)  # a preset name gives seeded random weights
     judge = load_judge(args.judge)
     result = generate(
         model,
@@ -41,8 +41,7 @@ def main() -> None:
         length=args.length,
         batch_size=args.num_samples,
         seed=args.seed,
-        bos_id=tokenizer.eos_id,
-        progress=True,
+        options=GenerateOptions(bos_id=tokenizer.eos_id, progress=True),
     )
 
     # EOS (BOS included) reaches the judge as its own EOS string: boundaries stay, and are not scored

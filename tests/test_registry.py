@@ -1,6 +1,7 @@
 import pytest
 
-from dind.registry import Registry, RegistryError, all_registries
+from dind.cli import all_registries
+from dind.registry import Registry, RegistryError
 
 
 def test_register_build_names():

@@ -82,7 +82,7 @@ def interrupt_in_loop(tmp: Path) -> int:
 
 
 def nan_model(tmp: Path, value: float) -> int:
-    import dind.sampling.command as command
+    import dind.cli.sample as command
 
     load = command.load_model
 

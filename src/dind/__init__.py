@@ -3,7 +3,9 @@
 The top-level names load lazily (``import dind`` imports neither torch nor the subpackages):
 
 - ``dind.load(path_or_preset, device=..., dtype=...)``: a checkpoint directory, preset or hub id
-- ``dind.generate(model, plan, length=...)``: multi-stage (DiD) sampling
+- ``dind.generate(model, plan, length=..., options=dind.GenerateOptions(...))``: multi-stage (DiD)
+  sampling; decode steps ``dind.DynamicStep()`` (default), ``UncachedStep``, ``StaticStep``,
+  ``CompiledStep``; ``dind.truncate_at_eos(result, eos_id)``
 - ``dind.StagePlan``: a stage plan (``StagePlan.parse("4 -> 64@0.25")``)
 """
 
@@ -20,14 +22,38 @@ _LAZY = {
     "generate": "dind.sampling.multistage",
     "StagePlan": "dind.sampling.plan",
     "Stage": "dind.sampling.plan",
+    "GenerateOptions": "dind.sampling.options",
+    "continue_plan": "dind.sampling.multistage",
+    "truncate_at_eos": "dind.sampling.postprocess",
+    "DynamicStep": "dind.models.steps",
+    "UncachedStep": "dind.models.steps",
+    "StaticStep": "dind.models.static_step",
+    "CompiledStep": "dind.models.static_step",
 }
 
-__all__ = ["StagePlan", "Stage", "__version__", "generate", "load"]
+__all__ = [
+    "CompiledStep",
+    "DynamicStep",
+    "GenerateOptions",
+    "Stage",
+    "StagePlan",
+    "StaticStep",
+    "UncachedStep",
+    "__version__",
+    "continue_plan",
+    "generate",
+    "load",
+    "truncate_at_eos",
+]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the package root is the top layer: it may name every module
     from dind.models.loading import load
-    from dind.sampling.multistage import generate
+    from dind.models.static_step import CompiledStep, StaticStep
+    from dind.models.steps import DynamicStep, UncachedStep
+    from dind.sampling.multistage import continue_plan, generate
+    from dind.sampling.options import GenerateOptions
     from dind.sampling.plan import Stage, StagePlan
+    from dind.sampling.postprocess import truncate_at_eos
 
 
 def __getattr__(name: str) -> Any:

@@ -46,7 +46,7 @@ RULE = 1  # the unmasking rule's per-position uniforms
 GUMBEL = 2  # the proposal's per-(position, vocab) Gumbel noise
 REMASK_TIES = 3  # choose_remasked's tie-break keys
 CONTEXT = 4  # RemaskContext.uniform
-ATTEMPT = 5  # reject_low_entropy's redraws
+ATTEMPT = 5  # regenerate_rows' redraws (redraw_low_entropy)
 STAGE = 6  # a stage's block sampling (then block, step, RULE or GUMBEL)
 REMASK = 7  # a stage's remasking (then REMASK_TIES or CONTEXT)
 

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dind.cli.support import positive_int, resolve_device, seed_int
 from dind.outputs import atomic_write, atomic_write_text, check_output
 
 if TYPE_CHECKING:
@@ -161,31 +162,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 OUTPUT_FILES = ("sample.txt", "trace.json", "trace.png")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def seed_int(text: str) -> int:
-    """argparse type: an integer in [0, 2**64)."""
-    value = int(text)
-    if not 0 <= value < 2**64:
-        raise ValueError(text)
-    return value
-
-
-positive_int.__name__ = "positive integer"
-seed_int.__name__ = "seed (an integer in [0, 2**64))"
-
-
 def run(args: argparse.Namespace) -> int:
     from dind.data.tokenizers import TOKENIZERS
     from dind.eval.plots import stage_trace_figure, trace_arrays
-    from dind.sampling import generate
-    from dind.sampling.command import resolve_device
+    from dind.sampling import GenerateOptions, generate
     from dind.sampling.plan import StagePlan
 
     started = time.perf_counter()
@@ -200,7 +180,9 @@ def run(args: argparse.Namespace) -> int:
     prompt = tokenizer.encode(args.prompt)
     print(f"dind demo: Diffusion in Diffusion with {description}")
     print(f"plan {args.plan!r}, length {args.length}, prompt {args.prompt!r} (frozen), seed {args.seed}\n")
-    result = generate(model, plan, length=args.length, prompt=prompt, seed=args.seed, device=device)
+    result = generate(
+        model, plan, length=args.length, prompt=prompt, seed=args.seed, options=GenerateOptions(device=device)
+    )
     print(report(result, tokenizer, length=args.length))
     print("\n" + stage_table(result.trace, args.length))
     atomic_write_text(paths[0], tokenizer.decode(result.tokens[0].tolist()) + "\n")

@@ -14,7 +14,7 @@ from torch import Tensor
 from dind.schedules import NoiseSchedule
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # holds tensors: compare their values, not ==
 class MaskedBatch:
     """noisy: (batch, length) long, MASK where masked; masked: (batch, length) bool."""
 

@@ -11,8 +11,6 @@ asked for a name; the entry point's name is the registered name and its object t
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -108,12 +106,7 @@ class Registry(Generic[T]):
             raise
 
 
-def all_registries() -> dict[str, Registry[Any]]:
-    """Every registry of the dind package (imports all of dind's modules once), by kind."""
-    import dind
-
-    for module in pkgutil.walk_packages(dind.__path__, prefix="dind."):
-        if module.name in ("dind.cli", "dind.__main__"):
-            continue
-        importlib.import_module(module.name)
+def registry_index() -> dict[str, Registry[Any]]:
+    """Every registry created so far (by the modules imported so far), by kind; ``dind list``
+    imports every module first (``dind.cli.all_registries``)."""
     return dict(sorted(_INDEX.items()))

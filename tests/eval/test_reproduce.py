@@ -74,11 +74,13 @@ def test_reproduce_pairs_every_plan_with_the_same_drafts_and_resumes(dirs, tmp_p
 
 
 def test_the_command_checks_arguments_and_defaults_to_shipped_assets(tmp_path, capsys):
-    assert main(["reproduce", "--num-samples", "0", "--out", str(tmp_path)]) != 0
-    assert "--num-samples must be >= 1 (got 0)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["reproduce", "--num-samples", "0", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "argument --num-samples: invalid positive integer value: '0'" in capsys.readouterr().err
     import argparse
 
-    from dind.eval.reproduce_command import add_arguments, config_from_args
+    from dind.cli.reproduce import add_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -158,7 +160,9 @@ def test_the_static_step_mode_gives_the_same_records(dirs, tmp_path):
     static = reproduce.run(_config(dirs, tmp_path / "static", step_mode="static"))
     assert _by_key(static.records) == _by_key(dynamic.records)
     assert {r["step_mode"] for r in static.records} == {"static"}
-    with pytest.raises(ValueError, match=r"step_mode must be one of \['dynamic', 'static', 'compiled'\]"):
+    with pytest.raises(
+        ValueError, match=r"step_mode must be one of \['compiled', 'dynamic', 'static', 'uncached'\]"
+    ):
         _config(dirs, tmp_path, step_mode="fast")
 
 

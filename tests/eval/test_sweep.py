@@ -12,7 +12,7 @@ from dind.cli import main
 from dind.data.tokenizers import TOKENIZERS
 from dind.eval.judge import load_judge
 from dind.eval.sweep import SweepPoint, SweepSettings, run_sweep, sweep_points
-from dind.models import build
+from dind.models import StaticStep, build
 
 
 def test_axes_grid_is_figure_2_and_cross_is_every_pair():
@@ -98,12 +98,14 @@ def test_the_static_step_mode_gives_the_same_records_and_may_resume(tmp_path, se
     keys = ("plan", "gen_ppl", "corpus_ppl", "unigram_entropy", "stage1_gen_ppl", "nfe")
     points = [SweepPoint(8, 0.5), SweepPoint(16, 0.5)]
     dynamic = run_sweep(model, judge, tokenizer, points, settings, out_dir=tmp_path / "d")
-    run_sweep(model, judge, tokenizer, points[:1], settings, out_dir=tmp_path / "s", step_mode="static")
+    run_sweep(model, judge, tokenizer, points[:1], settings, out_dir=tmp_path / "s", step=StaticStep())
     static = run_sweep(model, judge, tokenizer, points, settings, out_dir=tmp_path / "s")  # resumed
     assert [{k: r[k] for k in keys} for r in static] == [{k: r[k] for k in keys} for r in dynamic]
     assert [r["step_mode"] for r in static] == ["static", "dynamic"]
-    with pytest.raises(ValueError, match=r"step_mode must be one of"):
-        run_sweep(model, judge, tokenizer, points, settings, out_dir=tmp_path / "x", step_mode="fast")
+    with pytest.raises(
+        TypeError, match=r"step must be a DecodeStep \(e.g. StaticStep\(\)\) or None \(got str\)"
+    ):
+        run_sweep(model, judge, tokenizer, points, settings, out_dir=tmp_path / "x", step="fast")
     assert not (tmp_path / "x" / "results.jsonl").exists()
 
 

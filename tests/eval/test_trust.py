@@ -15,7 +15,7 @@ from dind.eval.report import read_samples
 from dind.eval.resumable import append_jsonl, read_jsonl_resumable
 from dind.eval.sweep import SweepSettings, _generate_all
 from dind.models import build
-from dind.sampling import generate
+from dind.sampling import GenerateOptions, generate
 from dind.sampling.plan import Stage, StagePlan
 from dind.sampling.unmasking import ConfidenceTopK
 
@@ -44,7 +44,7 @@ def test_a_samples_tokens_do_not_depend_on_the_batch_size(micro):
     for finals, drafts, _, _ in runs[1:]:
         assert torch.equal(finals, runs[0][0]) and torch.equal(drafts, runs[0][1])
     # and sample i equals row i of a single generate call with the int seed
-    whole = generate(micro, plan, length=16, batch_size=8, seed=7, bos_id=256).tokens
+    whole = generate(micro, plan, length=16, batch_size=8, seed=7, options=GenerateOptions(bos_id=256)).tokens
     assert torch.equal(whole, runs[0][0])
 
 

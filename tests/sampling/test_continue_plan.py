@@ -5,10 +5,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dind.models import build
-from dind.sampling import StagePlan, generate
+from dind.models import DynamicStep, StaticStep, UncachedStep, build
+from dind.sampling import GenerateOptions, StagePlan, generate
 from dind.sampling.multistage import continue_plan
 from dind.sampling.oracles import MarkovOracle
+from dind.sampling.postprocess import truncate_at_eos
 
 TRANSITION = torch.tensor(
     [[0.6, 0.2, 0.1, 0.1], [0.1, 0.5, 0.3, 0.1], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]]
@@ -51,13 +52,15 @@ def test_continuing_from_the_first_stages_equals_the_whole_plan(later, done, see
 
 def test_parity_on_a_real_denoiser_with_bos():
     plan = StagePlan.parse("4 -> L@0.5/4{unmasking=confidence_topk} -> 8@0.25:random")
-    for use_cache in (True,):
-        kw = dict(length=16, batch_size=2, seed=[5, 9], bos_id=MICRO.mask_id - 1, use_cache=use_cache)
+    for step in (DynamicStep(), UncachedStep()):
+        options = GenerateOptions(bos_id=MICRO.mask_id - 1, step=step)
+        kw = dict(length=16, batch_size=2, seed=[5, 9], options=options)
         with torch.no_grad():
             whole = generate(MICRO, plan, **kw)
             draft = generate(MICRO, StagePlan(plan.stages[:1]), **kw)
-            _same(continue_plan(MICRO, plan, draft, use_cache=use_cache), whole)
-            static = continue_plan(MICRO, plan, draft, step_mode="static")  # folded: rounding differs
+            _same(continue_plan(MICRO, plan, draft, options=options), whole)
+            # folded weights: rounding differs
+            static = continue_plan(MICRO, plan, draft, options=options.evolve(step=StaticStep()))
             assert torch.equal(static.tokens, whole.tokens) and torch.equal(static.nfe, whole.nfe)
             torch.testing.assert_close(static.scores, whole.scores)
 
@@ -68,7 +71,7 @@ def test_refuses_a_draft_that_is_not_the_plan_prefix():
         continue_plan(ORACLE, StagePlan.parse("8 -> 16@0.5"), draft)
     with pytest.raises(ValueError, match="and have more"):
         continue_plan(ORACLE, StagePlan.parse("4"), draft)
-    eos = generate(ORACLE, StagePlan.parse("4"), length=16, batch_size=2, seed=0, stop_at_eos=True, eos_id=0)
+    eos = truncate_at_eos(generate(ORACLE, StagePlan.parse("4"), length=16, batch_size=2, seed=0), 0)
     if bool((eos.lengths != 16).any()):
         with pytest.raises(ValueError, match="no EOS truncation"):
             continue_plan(ORACLE, StagePlan.parse("4 -> 16@0.5"), eos)

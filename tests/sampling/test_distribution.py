@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dind.remaskers import RandomRemasker
-from dind.sampling import Ancestral, StagePlan, generate
+from dind.sampling import Ancestral, GenerateOptions, StagePlan, generate
 from dind.sampling.oracles import MarkovOracle
 from dind.sampling.plan import Stage
 
@@ -69,7 +69,12 @@ def test_first_hitting_pair_frequencies_match_the_chain(plan_name):
 def test_ancestral_matches_the_unigram_oracle():
     # parallel reveals are exact when positions are independent
     tokens = generate(
-        UNIGRAM, StagePlan([Stage(None, steps=3)]), length=LENGTH, batch_size=N, seed=2, unmasking=Ancestral()
+        UNIGRAM,
+        StagePlan([Stage(None, steps=3)]),
+        length=LENGTH,
+        batch_size=N,
+        seed=2,
+        options=GenerateOptions(unmasking=Ancestral()),
     ).tokens
     assert _total_variation(torch.bincount(tokens.flatten(), minlength=5), UNIGRAM.probs) < 0.03
 
@@ -84,8 +89,12 @@ def test_ancestral_with_many_steps_approaches_the_chain_and_one_step_does_not():
     # P(x0 == x1), exactly 0.45 for the chain, 0.294 for independent draws from the marginals.
     exact = (MARKOV.initial * TRANSITION.diagonal()).sum().item()
     plan = StagePlan([Stage(None, steps=32)])
-    many = generate(MARKOV, plan, length=LENGTH, batch_size=3000, seed=3, unmasking=Ancestral()).tokens
+    many = generate(
+        MARKOV, plan, length=LENGTH, batch_size=3000, seed=3, options=GenerateOptions(unmasking=Ancestral())
+    ).tokens
     assert abs(_adjacent_equal_rate(many) - exact) < 0.03  # sd of the estimate ~0.009
     plan = StagePlan([Stage(None, steps=1)])
-    one = generate(MARKOV, plan, length=LENGTH, batch_size=3000, seed=3, unmasking=Ancestral()).tokens
+    one = generate(
+        MARKOV, plan, length=LENGTH, batch_size=3000, seed=3, options=GenerateOptions(unmasking=Ancestral())
+    ).tokens
     assert abs(_adjacent_equal_rate(one) - exact) > 0.1

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dind.errors import NonFiniteError
-from dind.sampling import CONFIDENCE_TRACKERS, StagePlan, generate
+from dind.sampling import CONFIDENCE_TRACKERS, GenerateOptions, StagePlan, generate
 from dind.sampling.oracles import MarkovOracle
 
 TRANSITION = torch.tensor(
@@ -20,8 +20,11 @@ PLAN = StagePlan.parse("4 -> L@0.5")
 
 
 def run(**kwargs):
+    """generate with the oracle; GenerateOptions fields among ``kwargs`` go to the options."""
+    fields = {"bos_id", "tracker", "unmasking"}
+    options = GenerateOptions(**{name: kwargs.pop(name) for name in fields & set(kwargs)})
     arguments = {"length": 16, "batch_size": 2, "seed": 0, **kwargs}
-    return generate(arguments.pop("model", ORACLE), arguments.pop("plan", PLAN), **arguments)
+    return generate(arguments.pop("model", ORACLE), arguments.pop("plan", PLAN), **arguments, options=options)
 
 
 @pytest.mark.parametrize(
@@ -121,7 +124,7 @@ def test_every_64_bit_seed_is_accepted_and_reproducible(seed):
         ({"model": object()}, TypeError, r"model must be a Denoiser"),
         ({"tracker": "snapshot"}, TypeError, r"tracker must be an object, not the name 'snapshot'"),
         ({"unmasking": "first_hitting"}, TypeError, r"unmasking must be an object"),
-        ({"eos_id": -1}, ValueError, r"eos_id must be in \[0, vocab_size=5\)"),
+        ({"bos_id": -1}, ValueError, r"bos_id must be a token id >= 0 or None \(got -1\)"),
     ],
 )
 def test_bad_argument_types_name_the_parameter(kwargs, error, match):
@@ -183,7 +186,9 @@ def test_nan_in_a_dit_through_the_cache_path():
     with pytest.raises(NonFiniteError, match=r"stage 1, block \[0, 4\)"):
         generate(Poisoned(model, float("nan")), plan, length=16, seed=0)
     tracker = CONFIDENCE_TRACKERS.build("snapshot")
-    assert generate(model, plan, length=16, seed=0, tracker=tracker).tokens.shape == (1, 16)
+    assert generate(
+        model, plan, length=16, seed=0, options=GenerateOptions(tracker=tracker)
+    ).tokens.shape == (1, 16)
 
 
 def test_a_prompt_nested_three_deep_is_a_shape_error():

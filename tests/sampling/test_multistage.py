@@ -6,11 +6,13 @@ import math
 import pytest
 import torch
 
+from dind.models import UncachedStep
 from dind.remaskers import PostHocRemasker, RandomRemasker, SnapshotRemasker
-from dind.sampling import UNMASKING_RULES, StagePlan, generate, model_scorer
+from dind.sampling import UNMASKING_RULES, GenerateOptions, StagePlan, generate, model_scorer
 from dind.sampling.multistage import row_seed
 from dind.sampling.oracles import MarkovOracle
 from dind.sampling.plan import Stage
+from dind.sampling.postprocess import truncate_at_eos
 
 TRANSITION = torch.tensor(
     [[0.6, 0.2, 0.1, 0.1], [0.1, 0.5, 0.3, 0.1], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]]
@@ -43,7 +45,9 @@ def test_exactly_floor_gamma_eligible_remasked_per_row_and_kept_tokens_unchanged
 
 
 def test_prompt_and_bos_are_frozen():
-    result = generate(ORACLE, PLAN, length=16, batch_size=2, seed=0, prompt=[1, 0], bos_id=3)
+    result = generate(
+        ORACLE, PLAN, length=16, batch_size=2, seed=0, prompt=[1, 0], options=GenerateOptions(bos_id=3)
+    )
     assert (result.tokens[:, :3] == torch.tensor([3, 1, 0])).all()
     assert torch.isinf(result.scores[:, :3]).all()
     per_row = generate(ORACLE, PLAN, length=16, batch_size=2, seed=0, prompt=torch.tensor([[1, 0], [2, 2]]))
@@ -51,7 +55,7 @@ def test_prompt_and_bos_are_frozen():
 
 
 def test_first_hitting_nfe_equals_generated_tokens_per_stage():
-    result = generate(ORACLE, PLAN, length=16, batch_size=2, seed=0, bos_id=0)
+    result = generate(ORACLE, PLAN, length=16, batch_size=2, seed=0, options=GenerateOptions(bos_id=0))
     assert result.trace[0].nfe.tolist() == [15, 15]
     assert result.trace[1].nfe.tolist() == [7, 7]  # floor(0.5 * 15)
     assert result.nfe.tolist() == [22, 22]
@@ -77,7 +81,7 @@ def test_nearby_int_seeds_do_not_share_rows():
 @pytest.mark.parametrize("remasker", [SnapshotRemasker(), RandomRemasker()], ids=["snapshot", "random"])
 def test_batch_row_equals_that_row_generated_alone(rule, remasker):
     plan = StagePlan([Stage(4), Stage(None, remask_ratio=0.5, remasker=remasker)])
-    kwargs = dict(length=16, prompt=[1], unmasking=UNMASKING_RULES.build(rule))
+    kwargs = dict(length=16, prompt=[1], options=GenerateOptions(unmasking=UNMASKING_RULES.build(rule)))
     batch = generate(ORACLE, plan, batch_size=3, seed=[7, 8, 9], **kwargs)
     alone = generate(ORACLE, plan, batch_size=1, seed=[8], **kwargs)
     assert torch.equal(batch.tokens[1], alone.tokens[0])
@@ -90,7 +94,15 @@ def test_batch_row_equals_that_row_generated_alone(rule, remasker):
 def test_cache_and_no_cache_identical_over_a_plan():
     plan = StagePlan.parse("4 -> 8@0.5 -> 16@0.25")
     a = generate(ORACLE, plan, length=16, batch_size=3, seed=3, prompt=[1, 2, 3, 0, 1])
-    b = generate(ORACLE, plan, length=16, batch_size=3, seed=3, prompt=[1, 2, 3, 0, 1], use_cache=False)
+    b = generate(
+        ORACLE,
+        plan,
+        length=16,
+        batch_size=3,
+        seed=3,
+        prompt=[1, 2, 3, 0, 1],
+        options=GenerateOptions(step=UncachedStep()),
+    )
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.scores, b.scores)
 
 
@@ -119,7 +131,8 @@ def test_model_scorer_is_the_probability_of_each_token_under_one_forward():
 
 def test_stop_at_eos_pads_after_the_first_generated_eos():
     eos = 0  # the oracle emits token 0 often
-    result = generate(ORACLE, PLAN, length=16, batch_size=4, seed=2, bos_id=eos, stop_at_eos=True)
+    options = GenerateOptions(bos_id=eos)
+    result = truncate_at_eos(generate(ORACLE, PLAN, length=16, batch_size=4, seed=2, options=options), eos)
     for row, n in zip(result.tokens, result.lengths.tolist(), strict=True):
         generated = row[1:].tolist()
         first = generated.index(eos) + 2 if eos in generated else 16
@@ -128,22 +141,8 @@ def test_stop_at_eos_pads_after_the_first_generated_eos():
     assert torch.equal(result.padding, torch.arange(16)[None, :] >= result.lengths[:, None])
 
 
-def test_low_entropy_rejection_redraws_degenerate_rows_up_to_max_retries():
-    degenerate = MarkovOracle.unigram(torch.tensor([0.97, 0.01, 0.01, 0.01]))
-    plan = StagePlan.parse("16")
-    result = generate(
-        degenerate, plan, length=272, batch_size=2, seed=0, reject_low_entropy=True, max_retries=2
-    )
-    assert result.attempts.tolist() == [3, 3]
-    single = generate(degenerate, plan, length=272, batch_size=2, seed=0)
-    assert result.trace[0].forward_passes == 3 * single.trace[0].forward_passes
-    healthy = MarkovOracle.unigram(torch.ones(500) / 500)
-    accepted = generate(healthy, plan, length=272, batch_size=2, seed=0, reject_low_entropy=True)
-    assert accepted.attempts.tolist() == [1, 1]
-
-
 def test_to_dict_is_json_serialisable():
-    result = generate(ORACLE, PLAN, length=16, batch_size=2, seed=0, bos_id=0)
+    result = generate(ORACLE, PLAN, length=16, batch_size=2, seed=0, options=GenerateOptions(bos_id=0))
     data = json.loads(json.dumps(result.to_dict()))
     assert data["tokens"] == result.tokens.tolist() and data["scores"][0][0] == "inf"
     assert data["trace"][1]["remasked"] == result.trace[1].remasked.tolist()
@@ -154,7 +153,11 @@ def test_argument_errors_name_the_parameter():
         ValueError, match=r"seed must be an int or one int per row \(got 1 seeds, batch_size 2\)"
     ):
         generate(ORACLE, PLAN, length=16, batch_size=2, seed=[1])
-    with pytest.raises(ValueError, match="stop_at_eos needs eos_id"):
-        generate(ORACLE, PLAN, length=16, stop_at_eos=True)
+    with pytest.raises(ValueError, match=r"eos_id must be a token id \(an int >= 0\) \(got None\)"):
+        truncate_at_eos(generate(ORACLE, PLAN, length=16), None)
+    with pytest.raises(TypeError, match=r"options must be a GenerateOptions or None \(got dict\)"):
+        generate(ORACLE, PLAN, length=16, options={"bos_id": 0})
+    with pytest.raises(TypeError, match=r"tracker must be an object, not the name 'snapshot'"):
+        GenerateOptions(tracker="snapshot")
     with pytest.raises(ValueError, match="prompt must be"):
         generate(ORACLE, PLAN, length=16, batch_size=2, prompt=torch.zeros(3, 2, dtype=torch.long))

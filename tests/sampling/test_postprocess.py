@@ -1,8 +1,10 @@
-"""EOS truncation and the low-entropy rejection test."""
+"""EOS truncation, of tokens and of a generation result (the rejection test: tests/eval/test_rejection.py)."""
 
 import torch
 
-from dind.sampling.postprocess import low_entropy_rows, truncate_after_eos
+from dind.sampling import GenerateOptions, StagePlan, generate
+from dind.sampling.oracles import MarkovOracle
+from dind.sampling.postprocess import truncate_after_eos, truncate_at_eos
 
 
 def test_truncate_after_eos_pads_with_eos_and_reports_lengths():
@@ -12,13 +14,11 @@ def test_truncate_after_eos_pads_with_eos_and_reports_lengths():
     assert padded.tolist() == [[9, 1, 9, 9, 9], [9, 1, 2, 3, 4], [9, 9, 9, 9, 9]]
 
 
-def test_low_entropy_rows_uses_the_last_window_and_only_past_it():
-    g = torch.Generator().manual_seed(0)
-    varied = torch.randint(0, 1000, (1, 300), generator=g)
-    stuck = varied.clone()
-    stuck[0, -256:] = 7
-    early_stuck = varied.clone()
-    early_stuck[0, :40] = 7  # outside the last 256 positions
-    rows = torch.cat([varied, stuck, early_stuck])
-    assert low_entropy_rows(rows).tolist() == [False, True, False]
-    assert low_entropy_rows(torch.full((2, 256), 7)).tolist() == [False, False]  # length <= 256
+def test_truncate_at_eos_never_ends_a_sample_on_its_frozen_bos():
+    oracle = MarkovOracle.unigram(torch.tensor([0.3, 0.3, 0.4]))
+    options = GenerateOptions(bos_id=0)
+    result = generate(oracle, StagePlan.parse("4"), length=12, batch_size=4, seed=1, options=options)
+    truncated = truncate_at_eos(result, 0)
+    expected_tokens, expected_lengths = truncate_after_eos(result.tokens, 0, prompt_length=1)
+    assert torch.equal(truncated.tokens, expected_tokens) and torch.equal(truncated.lengths, expected_lengths)
+    assert bool((truncated.lengths > 1).all()) and truncated.seeds == result.seeds

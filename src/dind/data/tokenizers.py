@@ -130,3 +130,17 @@ def tokenizer_for_vocabulary(model_vocab_size: int, mask_id: int) -> str:
             "pass --tokenizer"
         )
     return fitting[0]
+
+
+def tokenizer_for_model(model: Any, name: str | None = None) -> tuple[str, Any]:
+    """(name, tokenizer) for a model: the named tokenizer, which must share the model's MASK id, or
+    (``name`` None) the registered tokenizer that fits the model's vocabulary."""
+    if name is None:
+        name = tokenizer_for_vocabulary(model.vocab_size, model.mask_id)
+    tokenizer = TOKENIZERS.build(name)
+    if model.mask_id != tokenizer.mask_id:
+        raise ValueError(
+            f"tokenizer must match the model's vocabulary (got {name!r} with mask_id {tokenizer.mask_id}, "
+            f"model mask_id {model.mask_id})"
+        )
+    return name, tokenizer

@@ -81,7 +81,7 @@ def shares_draft(plan_text: str, baseline: str) -> bool:
     return StagePlan.parse(plan_text).stages[0] == StagePlan.parse(baseline).stages[0]
 
 
-def _generate(model: Any, plan_text: str, start: int, count: int, config, tokenizer) -> tuple[Any, float]:
+def _generate(model: Any, plan_text: str, start: int, count: int, config, options) -> tuple[Any, float]:
     import torch
 
     from dind.eval.sweep import sample_seeds
@@ -92,20 +92,21 @@ def _generate(model: Any, plan_text: str, start: int, count: int, config, tokeni
     with torch.no_grad():
         result = multistage.generate(
             model, StagePlan.parse(plan_text), length=config.length, batch_size=count,
-            seed=sample_seeds(config.seed, start, count), bos_id=tokenizer.eos_id,
-            step_mode=config.step_mode,
+            seed=sample_seeds(config.seed, start, count), options=options,
         )  # fmt: skip
     return result, time.perf_counter() - began
 
 
-def _draft(model: Any, judge: Any, start: int, count: int, config, tokenizer) -> _Draft:
+def _draft(model: Any, judge: Any, start: int, count: int, config, tokenizer, options) -> _Draft:
     """The baseline plan's samples start..start+count-1: computed once, shared by the plans on it."""
-    result, wall = _generate(model, str(config.draft_block_size), start, count, config, tokenizer)
+    result, wall = _generate(model, str(config.draft_block_size), start, count, config, options)
     rows = result.tokens.cpu().tolist()
     return _Draft(result, wall, _score(judge, rows, tokenizer, config.length), [_digest(r) for r in rows])
 
 
-def _batch_record(model, judge, plan_text, start, count, config, tokenizer, draft: _Draft | None = None):
+def _batch_record(
+    model, judge, plan_text, start, count, config, tokenizer, options, draft: _Draft | None = None
+):
     """One (plan, batch) record. With ``draft``: the baseline plan is the draft itself and a plan
     that starts with its stage runs only its later stages from it (``continue_plan``, the same
     tokens as a full run); its NFEs and wall time still include the draft's (the plan's own cost)."""
@@ -120,11 +121,11 @@ def _batch_record(model, judge, plan_text, start, count, config, tokenizer, draf
         began = time.perf_counter()
         with torch.no_grad():
             result = multistage.continue_plan(
-                model, StagePlan.parse(plan_text), draft.result, step_mode=config.step_mode
+                model, StagePlan.parse(plan_text), draft.result, options=options
             )
         wall = draft.wall_time_s + time.perf_counter() - began
     else:
-        result, wall = _generate(model, plan_text, start, count, config, tokenizer)
+        result, wall = _generate(model, plan_text, start, count, config, options)
     finals = result.tokens.cpu().tolist()
     if draft is not None:
         final = draft.score if result is draft.result else _score(judge, finals, tokenizer, config.length)
@@ -173,9 +174,12 @@ def run(config: ReproduceConfig, *, progress: bool = False) -> Report:
     """Run (or resume) every plan for every model; write results.jsonl, CSV, report and plots."""
     import torch
 
+    from dind.data.tokenizers import tokenizer_for_model
     from dind.eval.judge import load_judge
     from dind.eval.reproduce_report import write_report
-    from dind.sampling.command import load_model, resolve_tokenizer
+    from dind.models import DECODE_STEPS
+    from dind.models.loading import load
+    from dind.sampling import GenerateOptions
     from dind.sampling.plan import StagePlan
 
     out = _check_outputs(config)  # before any model loads or sample is drawn
@@ -190,21 +194,23 @@ def run(config: ReproduceConfig, *, progress: bool = False) -> Report:
     baseline = str(config.draft_block_size)
     judge = load_judge(config.judge, device=config.device)
     began, machine = time.perf_counter(), machine_line()
+    step = DECODE_STEPS.build(config.step_mode)  # one object: its graphs and caches are reused
     for model_dir in config.models:
-        model = load_model(model_dir, torch.device(config.device)).eval()
-        _, tokenizer = resolve_tokenizer(None, model)
+        model = load(model_dir, device=torch.device(config.device))
+        _, tokenizer = tokenizer_for_model(model)
+        options = GenerateOptions(bos_id=tokenizer.eos_id, step=step)
         for start in range(0, config.num_samples, config.batch_size):
             count = min(config.batch_size, config.num_samples - start)
             todo = [text for text in plans if (model_dir, text, start) not in done]
             draft = None  # the batch's stage-1 draft: computed once, for the first plan that needs it
             for text in todo:
                 if config.share_drafts and draft is None and shares_draft(text, baseline):
-                    draft = _draft(model, judge, start, count, config, tokenizer)
+                    draft = _draft(model, judge, start, count, config, tokenizer, options)
                     if progress:
                         print(f"{model_dir} | shared stage-1 draft {baseline} | samples {start}.."
                               f"{start + count - 1} | {draft.wall_time_s:.1f}s", flush=True)  # fmt: skip
                 shared = draft if shares_draft(text, baseline) else None
-                record = _batch_record(model, judge, text, start, count, config, tokenizer, shared)
+                record = _batch_record(model, judge, text, start, count, config, tokenizer, options, shared)
                 record = {"model": model_dir, **record, "step_mode": config.step_mode, "settings": settings}
                 append_jsonl(results, record)
                 records.append(record)

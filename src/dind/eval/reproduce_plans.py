@@ -30,13 +30,14 @@ class ReproduceConfig:
     overwrite: bool = False
     device: str = "cpu"
     share_drafts: bool = True  # False: every plan recomputes its stage-1 draft (same tokens, slower)
-    step_mode: str = attrs.field(default="dynamic")  # generate's cached step: the same samples
+    step_mode: str = attrs.field(default="dynamic")  # a DECODE_STEPS name: the same samples
 
     @step_mode.validator
     def _known_step_mode(self, attribute: attrs.Attribute, value: str) -> None:
-        from dind.models.static_step import check_step_mode
+        from dind.models import DECODE_STEPS
 
-        check_step_mode(value)
+        if value not in DECODE_STEPS:
+            raise ValueError(f"step_mode must be one of {list(DECODE_STEPS.names())} (got {value!r})")
 
     @models.validator
     def _some_models(self, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:

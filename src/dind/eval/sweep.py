@@ -71,10 +71,12 @@ class SweepSettings:
 
 
 def _generate_all(
-    model: Any, plan: Any, settings: SweepSettings, batch_size: int, step_mode: str = "dynamic"
+    model: Any, plan: Any, settings: SweepSettings, batch_size: int, step: Any = None
 ) -> tuple[torch.Tensor, torch.Tensor, Any, dict]:
     """Final tokens and stage-1 drafts (num_samples, length), the first batch's trace, and costs."""
-    from dind.sampling import generate
+    from dind.sampling import GenerateOptions, generate
+
+    options = GenerateOptions(bos_id=settings.bos_id, **({"step": step} if step is not None else {}))
 
     finals, drafts, nfe, traces = [], [], [], []
     started = time.perf_counter()
@@ -87,8 +89,7 @@ def _generate_all(
             length=settings.length,
             batch_size=size,
             seed=sample_seeds(settings.seed, begin, size),
-            bos_id=settings.bos_id,
-            step_mode=step_mode,
+            options=options,
         )
         finals.append(result.tokens.cpu())
         drafts.append(result.trace[0].tokens.cpu())
@@ -122,15 +123,19 @@ def run_point(
     *,
     out_dir: Path,
     batch_size: int,
-    step_mode: str = "dynamic",
+    step: Any = None,
 ) -> dict[str, Any]:
     """Generate, score and save one plan's samples; the record of ``results.jsonl``.
-    ``step_mode``: ``generate``'s cached step (the same samples; recorded, not a setting)."""
+    ``step``: ``generate``'s decode step (None: the default; the same samples; its name is
+    recorded, it is not a setting)."""
+    from dind.models.steps import DynamicStep, decode_step_name
     from dind.sampling.plan import StagePlan
+
+    step = step if step is not None else DynamicStep()
 
     text = point.plan_text(settings.draft_block_size)
     plan = StagePlan.parse(text)
-    finals, drafts, trace, costs = _generate_all(model, plan, settings, batch_size, step_mode)
+    finals, drafts, trace, costs = _generate_all(model, plan, settings, batch_size, step)
     decode = functools.partial(
         decode_for_judge, tokenizer.decode, eos_id=tokenizer.eos_id, eos_text=judge.tokenizer.eos_token
     )
@@ -153,7 +158,7 @@ def run_point(
         "stage1_gen_ppl": stage1["gen_ppl"],
         "stage1_unigram_entropy": stage1["unigram_entropy"],
         **costs,
-        "step_mode": step_mode,
+        "step_mode": decode_step_name(step),
         "settings": attrs.asdict(settings),
     }
 
@@ -207,17 +212,19 @@ def run_sweep(
     out_dir: str | Path,
     batch_size: int = 8,
     progress: bool = False,
-    step_mode: str = "dynamic",
+    step: Any = None,
 ) -> list[dict[str, Any]]:
     """Run every point not yet in ``out_dir/results.jsonl``; returns all records (old and new).
     ``batch_size`` only groups the work: sample i uses ``row_seed(seed, i)`` whatever the batch;
-    ``step_mode`` (``generate``'s) only changes the speed, so a resumed sweep may use another."""
-    from dind.models.static_step import check_step_mode
+    ``step`` (``generate``'s decode step, None: the default) only changes the speed, so a resumed
+    sweep may use another."""
+    from dind.models.protocol import DecodeStep
+    from dind.sampling.plan import StagePlan
 
     if settings.num_samples < 1:
         raise ValueError(f"num_samples must be >= 1 (got {settings.num_samples})")
-    check_step_mode(step_mode)
-    from dind.sampling.plan import StagePlan
+    if step is not None and not isinstance(step, DecodeStep):
+        raise TypeError(f"step must be a DecodeStep (e.g. StaticStep()) or None (got {type(step).__name__})")
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -238,7 +245,7 @@ def run_sweep(
             settings,
             out_dir=out_dir,
             batch_size=batch_size,
-            step_mode=step_mode,
+            step=step,
         )
         append_jsonl(results, record)
         records.append(record)

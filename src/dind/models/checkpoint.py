@@ -13,15 +13,19 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from dind.models.config_file import CODE_REPO, CheckpointError, read_config
-from dind.models.dit import DiT
+from dind.models.config import read_config
+from dind.models.config_file import CODE_REPO, CheckpointError
+from dind.models.sources import HUB_OPTIONS, resolve
 from dind.models.weights import INDEX_NAME, WEIGHTS_NAME, read_state
+
+if TYPE_CHECKING:  # the DiT imports this module (its hub hooks); the class is passed in here
+    from dind.models.dit import DiT
 
 CONFIG_NAME = "config.json"
 
@@ -101,23 +105,25 @@ def _weight_names(directory: Path) -> set[str]:
 
 
 def from_pretrained(
+    model_class: type[DiT],
     path_or_hub_id: str | os.PathLike[str],
     *,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
     **overrides: Any,
 ) -> DiT:
-    """Load a DiT from a BD3-LM-format directory or hub id (``dind.load`` does the same and also
-    takes preset names). ``overrides``: config fields that do not change the weights' shapes
-    (``attn_backend``, ``dropout``, ...) and, for a hub id, ``revision``/``token``/``cache_dir``/
-    ``local_files_only``/``force_download``. Returned in eval mode."""
-    from dind.models.sources import HUB_OPTIONS, resolve
-
+    """Load a ``model_class`` (``DiT``) from a BD3-LM-format directory or hub id: what
+    ``DiT.from_pretrained`` and ``dind.models.from_pretrained`` do (``dind.load`` also takes preset
+    names). ``overrides``: config fields that do not change the weights' shapes (``attn_backend``,
+    ``dropout``, ...) and, for a hub id, ``revision``/``token``/``cache_dir``/``local_files_only``/
+    ``force_download``. Returned in eval mode."""
     hub = {key: overrides.pop(key) for key in HUB_OPTIONS if key in overrides}
-    return load_directory(resolve(path_or_hub_id, **hub), device=device, dtype=dtype, **overrides)
+    directory = resolve(path_or_hub_id, **hub)
+    return load_directory(model_class, directory, device=device, dtype=dtype, **overrides)
 
 
 def load_directory(
+    model_class: type[DiT],
     directory: Path,
     *,
     device: torch.device | str | None = None,
@@ -133,7 +139,7 @@ def load_directory(
         raise FileNotFoundError(f"checkpoint directory must contain {CONFIG_NAME} (missing {config_path})")
     config = read_config(config_path, **overrides)
     state = read_state(directory, device=torch.device(device) if device is not None else "cpu")
-    model = DiT(config, device="meta")
+    model = model_class(config, device="meta")
     check_state_dict(model, state)
     model.load_state_dict(state, strict=True, assign=True)
     if dtype is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
 
 from dind.attention import ATTENTION_BACKENDS
-from dind.models.config_file import CODE_REPO, auto_map, parse_config
+from dind.models.config_file import CODE_REPO, auto_map, parse_config, read_config_json
 from dind.validation import optional_positive_int, positive_int
 
 
@@ -116,4 +117,9 @@ class DiTConfig:
         (vocab_size, hidden_dim, n_blocks, n_heads, cond_dim) are required; the others take BD3-LM's
         defaults; unknown keys are ignored. ``overrides`` replace fields (e.g. ``attn_backend`` when
         the file names a kernel not built here)."""
-        return parse_config(config, source=source, **overrides)
+        return parse_config(config, cls, source=source, **overrides)
+
+
+def read_config(path: str | os.PathLike[str], **overrides: Any) -> DiTConfig:
+    """Parse and check the config.json at ``path`` (see ``DiTConfig.from_bd3lm_config``)."""
+    return DiTConfig.from_bd3lm_config(read_config_json(path), source=str(path), **overrides)

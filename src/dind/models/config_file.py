@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from dind.errors import UserError
 
 CODE_REPO = "kuleshov-group/bd3lm-owt-block_size4"
@@ -78,13 +80,11 @@ _TYPES: dict[str, tuple[Any, str]] = {
 }
 
 
-def parse_config(content: Any, *, source: str = "config.json", **overrides: Any) -> Any:
-    """A ``DiTConfig`` from the decoded JSON ``content``; ``overrides`` replace DiTConfig fields
-    after the file's values are checked. Raises ``CheckpointError`` naming ``source`` and the field."""
-    import attrs
-
-    from dind.models.config import DiTConfig
-
+def parse_config(content: Any, config_class: type, *, source: str = "config.json", **overrides: Any) -> Any:
+    """A ``config_class`` (``DiTConfig``) from the decoded JSON ``content``; ``overrides`` replace its
+    fields after the file's values are checked. Raises ``CheckpointError`` naming ``source`` and
+    the field."""
+    DiTConfig = config_class  # the one class it builds, passed in: config_file never imports config
     if not isinstance(content, dict):
         raise CheckpointError(f"{source} must hold a JSON object (got {type(content).__name__})")
     fields = {field.name for field in attrs.fields(DiTConfig)}
@@ -140,8 +140,9 @@ def _check_fields(content: dict[str, Any], source: str, *, skip: set[str]) -> No
         )
 
 
-def read_config(path: str | os.PathLike[str], **overrides: Any) -> Any:
-    """Parse and check the config.json at ``path`` (see ``parse_config``)."""
+def read_config_json(path: str | os.PathLike[str]) -> Any:
+    """The decoded JSON content of the config.json at ``path`` (``dind.models.read_config`` checks
+    it); a file that is not UTF-8 or not JSON is a ``CheckpointError`` naming it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -153,7 +154,7 @@ def read_config(path: str | os.PathLike[str], **overrides: Any) -> Any:
         raise CheckpointError(
             f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
         ) from None
-    return parse_config(content, source=str(path), **overrides)
+    return content
 
 
 def auto_map(code_repo: str | None = CODE_REPO) -> dict[str, str]:

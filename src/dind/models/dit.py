@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from dind.attention import ATTENTION_BACKENDS, AttentionBackend, AttentionMask, KVCache, block_causal_mask
 from dind.attention.masks import check_block_sizes, training_mask
+from dind.models import checkpoint
 from dind.models.config import DiTConfig
 from dind.models.initialization import Init, initialize
 from dind.models.layers import Attend, DiTBlock, EmbeddingLayer, FinalLayer, TimestepEmbedder
@@ -188,9 +189,7 @@ class DiT(
     # ---- Hugging Face hub (PyTorchModelHubMixin hooks; the files are BD3-LM's format) -------------
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        from dind.models.checkpoint import save_pretrained
-
-        save_pretrained(self, save_directory)
+        checkpoint.save_pretrained(self, save_directory)
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
@@ -203,9 +202,9 @@ class DiT(
     ) -> DiT:
         """A local BD3-LM-format directory or a hub id (``options``: hub download options such as
         ``revision``, or config fields that keep the weights' shapes). Checked as ``dind.load``."""
-        from dind.models.checkpoint import from_pretrained
-
-        return from_pretrained(pretrained_model_name_or_path, device=device, dtype=dtype, **options)
+        return checkpoint.from_pretrained(
+            cls, pretrained_model_name_or_path, device=device, dtype=dtype, **options
+        )
 
     # ---- internals -----------------------------------------------------------------------------
 

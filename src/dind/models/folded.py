@@ -13,9 +13,9 @@ weights' dtype, as the reference's) and *shares* every matrix with the DiT (no c
 ``step`` is the cached block step of ``DiT.cached_logits`` with the attention supplied by the
 caller; logits equal the reference up to float rounding (the products are associated differently).
 
-It is a snapshot: ``fingerprint(model)`` changes whenever a parameter is replaced, moved or updated
-in place (tensor version counters), and ``dind.models.static_step`` rebuilds the snapshot (and any
-compiled graph, whose weights inductor froze) when it does.
+It is a snapshot of the weights it was built from: ``dind.models.static_step`` builds it anew at
+the start of every ``generate`` call (eager static step), or whenever a ``WeightSnapshot`` of the
+weights no longer matches (compiled step, whose weights inductor froze into the graph).
 """
 
 from __future__ import annotations
@@ -34,26 +34,36 @@ from dind.models.rotary import apply_rotary
 AttendLayer = Callable[[int, Tensor, Tensor, Tensor], Tensor]
 
 
-def fingerprint(model: nn.Module) -> tuple:
-    """Identity, storage, version, dtype, device and content checksum of every parameter and
-    buffer: equal iff no weight was replaced, moved, cast or updated in place since. Version
-    counters see optimizer steps and ``torch.no_grad`` updates, but not writes through ``.data``
-    (``p.data.copy_(ema)``, as BD3-LM's EMA helper swaps weights), so the L1 and L2 norm of each
-    tensor are compared too: one fused pass over the weights (~2 ms for ``tiny`` on CPU), once
-    per sampling stage. Norms are compared exactly: a different reduction order (another thread
-    count) can only cause a needless refresh, never a missed one."""
-    named = [*model.named_parameters(), *model.named_buffers()]
-    tensors = [tensor.detach() for _, tensor in named if tensor.is_floating_point() and tensor.numel()]
-    with torch.no_grad():
-        norms = (
-            torch.stack([*torch._foreach_norm(tensors, 1), *torch._foreach_norm(tensors, 2)]).tolist()
-            if tensors
-            else []
+class WeightSnapshot:
+    """An exact copy of a module's parameters and buffers, to tell whether any changed since.
+
+    ``matches(model)`` is True iff every tensor has the same name, shape, dtype, device and bytes
+    (``torch.equal``) as when the snapshot was taken: no way of writing weights can slip past it
+    (optimizer steps, ``load_state_dict``, ``p.data.copy_(...)`` as BD3-LM's EMA helper swaps
+    weights, casts, moves). It costs one copy of the weights in memory and one read of both per
+    check; ``dind.models.static_step`` checks once per ``generate`` call, for compiled steps only
+    (the eager static step refolds every call instead). Weights holding NaN never match (NaN !=
+    NaN): such a model recompiles on every call, and its samples stop at the non-finite check."""
+
+    def __init__(self, model: nn.Module):
+        self._tensors = [(name, tensor.detach().clone()) for name, tensor in _named_tensors(model)]
+
+    def matches(self, model: nn.Module) -> bool:
+        current = _named_tensors(model)
+        if len(current) != len(self._tensors):
+            return False
+        return all(
+            name == old_name
+            and tensor.shape == old.shape
+            and tensor.dtype == old.dtype
+            and tensor.device == old.device
+            and torch.equal(tensor.detach(), old)
+            for (name, tensor), (old_name, old) in zip(current, self._tensors, strict=True)
         )
-    identity = tuple(
-        (name, tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device) for name, tensor in named
-    )
-    return identity, tuple(norms)
+
+
+def _named_tensors(model: nn.Module) -> list[tuple[str, Tensor]]:
+    return [*model.named_parameters(), *model.named_buffers()]
 
 
 class _FoldedNorm(nn.Module):

@@ -37,7 +37,10 @@ def load(
     **options: Any,
 ) -> DiT:
     """A DiT in eval mode, on ``device`` (default: torch's default device), its parameters in
-    ``dtype`` (default: as stored; fp32 for presets).
+    ``dtype``. Default dtype: fp32 for presets; a checkpoint keeps its stored dtype, except that a
+    bf16/fp16-stored checkpoint loaded onto the CPU computes in fp32 (CPUs lack fast half-precision
+    matmuls, and BD3-LM keeps its residual stream in fp32: bf16 is its autocast precision on GPU,
+    not its weights' dtype). Pass ``dtype`` to choose otherwise; the CLI follows the same rule.
 
     - A local directory in BD3-LM/Hugging Face format (config.json + model.safetensors, or
       shards with model.safetensors.index.json).
@@ -70,7 +73,15 @@ def load(
             f"an 'owner/name' hub id (got {spec!r}: no such directory, and neither of the others)"
         )
     hub = {key: options.pop(key) for key in HUB_OPTIONS if key in options}
-    return load_directory(resolve(spec, **hub), device=device, dtype=dtype, **options)
+    model = load_directory(DiT, resolve(spec, **hub), device=device, dtype=dtype, **options)
+    if dtype is None and _computes_in_half_on_cpu(model):
+        cast_parameters(model, torch.float32)
+    return model
+
+
+def _computes_in_half_on_cpu(model: DiT) -> bool:
+    weight = model.backbone.vocab_embed.embedding
+    return weight.device.type == "cpu" and weight.dtype in (torch.bfloat16, torch.float16)
 
 
 def _preset(
@@ -109,5 +120,17 @@ def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
 
 
 def load_model(spec: str | os.PathLike[str], **kwargs: Any) -> DiT:
-    """The earlier name of ``load`` (same arguments)."""
+    """Deprecated: the earlier name of ``load`` (same arguments); use ``dind.load``."""
     return load(spec, **kwargs)
+
+
+def from_pretrained(
+    path_or_hub_id: str | os.PathLike[str],
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    **overrides: Any,
+) -> DiT:
+    """``DiT.from_pretrained``: a BD3-LM-format directory or hub id, stored dtype kept (``load``
+    also takes presets and applies the CPU dtype rule)."""
+    return DiT.from_pretrained(path_or_hub_id, device=device, dtype=dtype, **overrides)

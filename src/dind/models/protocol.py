@@ -45,3 +45,13 @@ class Denoiser(Protocol):
     def append_to_cache(self, block: Tensor, *, cache: Any, start: int) -> None:
         """Store the clean block's keys/values at [start, start + width)."""
         ...
+
+
+@runtime_checkable
+class DecodeStep(Protocol):
+    uses_cache: bool
+
+    def bind(self, model: Denoiser) -> Denoiser:
+        """The denoiser to call for one ``generate`` call (called once, at its start: the place to
+        rebuild anything derived from the model's weights, so no weight change is ever missed)."""
+        ...

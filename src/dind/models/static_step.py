@@ -21,39 +21,33 @@ equal the dynamic path's up to float rounding and samples are identical in pract
 kernels (inductor's) round differently from the eager ones, so its samples can differ in a few
 tokens: equally valid draws, not the same ones.
 
-``compiled=True`` wraps the step in ``torch.compile``: on CPU inductor with frozen weights and
-max-autotune (its small-M GEMM kernels read the weights about twice as fast as the eager matmuls);
-on CUDA mode "reduce-overhead" (CUDA graphs; the cache buffers are static addresses). A compiled
-append runs the full step and drops the logits: one graph instead of two (the first call compiles,
-~30-60 s on CPU). ``static_step(model, compiled=...)`` returns one wrapper per (model, mode), so
-graphs and the preallocated cache are reused across ``generate`` calls.
+Two decode steps (``dind.models.protocol.DecodeStep``) run it: ``StaticStep()`` (eager) and
+``CompiledStep()`` (under ``torch.compile``: inductor with frozen weights and max-autotune on CPU,
+CUDA graphs on CUDA; ``dind.models.step_compile``; the first call per block width compiles,
+~30-60 s on an idle CPU). The caller builds one and passes it to ``generate`` through
+``GenerateOptions(step=...)``; keep the object to reuse its graphs and preallocated caches across
+calls. Nothing is stored on the model. ``bind(model)``, called once per ``generate`` call, returns
+a ``StaticDenoiser`` for that model, refreshed: the eager step folds the weights anew every call
+(microseconds to milliseconds), the compiled step compares an exact ``WeightSnapshot`` and
+refolds and recompiles when any weight changed (however it was written: optimizer step,
+``load_state_dict``, ``.data`` writes).
 """
 
 from __future__ import annotations
 
-import types
-
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from dind.attention import AttentionMask, KVCache
-from dind.errors import UserError
 from dind.models.dit import DiT, _check_tokens
-from dind.models.folded import FoldedDiT, fingerprint
+from dind.models.folded import FoldedDiT, WeightSnapshot
+from dind.models.protocol import Denoiser
+from dind.models.step_compile import CompileError, compile_step, fresh
+from dind.models.steps import DECODE_STEPS
 
-STEP_MODES = ("dynamic", "static", "compiled")
-# inductor options for the CPU step: weights frozen as constants (packed for its GEMM templates)
-CPU_COMPILE_OPTIONS = {"freezing": True, "max_autotune": True}
-# ... and for the CUDA step: CUDA graphs (what torch.compile's mode "reduce-overhead" sets)
-CUDA_COMPILE_OPTIONS = {"triton.cudagraphs": True}
-
-
-def check_step_mode(step_mode: object) -> str:
-    """``step_mode`` must be one of STEP_MODES; returns it."""
-    if step_mode not in STEP_MODES:
-        raise ValueError(f"step_mode must be one of {list(STEP_MODES)} (got {step_mode!r})")
-    return step_mode  # type: ignore[return-value]
+__all__ = ["CompileError", "CompiledStep", "StaticDenoiser", "StaticStep", "attend_prefix"]
 
 
 def attend_prefix(query: Tensor, keys: Tensor, values: Tensor, end: Tensor) -> Tensor:
@@ -90,31 +84,33 @@ def _visible_below(limit: Tensor):
     return mask_mod
 
 
-class StaticStep:
-    """A ``Denoiser`` over a DiT whose cached step and cache append have static shapes.
+class StaticDenoiser:
+    """A ``Denoiser`` over a DiT whose cached step and cache append have static shapes; what
+    ``StaticStep.bind`` / ``CompiledStep.bind`` return.
 
-    ``compiled``: wrap the step in ``torch.compile`` (see the module docstring). ``full_length``:
-    attend over the whole cache length with a mask (True), or over exactly the filled prefix
-    (False); None picks True on CUDA (a CUDA graph needs it), False elsewhere. ``logits``
+    ``compiled``: the step under ``torch.compile``. ``full_length``: attend over the whole cache
+    length with a mask (True), or over exactly the filled prefix (False); None picks True on CUDA
+    (a CUDA graph needs it), False elsewhere, decided again when the weights move. ``logits``
     (uncached and global forwards) is the DiT's own. ``new_cache`` hands out one preallocated
-    cache per (batch, length, dtype), reset, so a compiled step always sees the same buffers; it
-    also refreshes the folded weights (and drops compiled graphs) when the DiT's weights changed."""
+    cache per (batch, length, dtype), reset, so a compiled step always sees the same buffers.
+    ``refresh()`` rebuilds what derives from the weights (see the module docstring)."""
 
     def __init__(self, model: DiT, *, compiled: bool = False, full_length: bool | None = None):
         if not isinstance(model, DiT):
             raise ValueError(
-                f"the static step needs a dind DiT (got {type(model).__name__}); use step_mode='dynamic'"
+                f"the static step needs a dind DiT (got {type(model).__name__}); use DynamicStep()"
             )
         self.model = model
         self.compiled = compiled
-        self._full_length = full_length  # None: by the device, decided again when weights move
+        self._full_length = full_length
         self._caches: dict[tuple[int, int, torch.dtype], KVCache] = {}
-        self._fingerprint: tuple | None = None
-        self._refresh()
+        self._placement: tuple | None = None
+        self._snapshot: WeightSnapshot | None = None
+        self.refresh()
 
     def __repr__(self) -> str:
         return (
-            f"StaticStep({type(self.model).__name__}, compiled={self.compiled}, "
+            f"StaticDenoiser({type(self.model).__name__}, compiled={self.compiled}, "
             f"full_length={self.full_length})"
         )
 
@@ -133,7 +129,6 @@ class StaticStep:
         return self.model.logits(tokens, block_size=block_size)
 
     def new_cache(self, batch_size: int, length: int) -> KVCache:
-        self._refresh()
         dtype = self.model._compute_dtype()
         key = (batch_size, length, dtype)
         cache = self._caches.get(key)
@@ -158,19 +153,26 @@ class StaticStep:
         self._step(block, positions, cache.keys, cache.values, self.compiled)
         cache.advance(block.shape[1])
 
-    def _refresh(self) -> None:
-        """(Re)build the folded weights and the step when the DiT's weights or the compute dtype
-        (autocast on or off: the reference computes the modulation in it) changed, or on first use."""
-        current = (fingerprint(self.model), self.model._compute_dtype())
-        if current == self._fingerprint:
+    def refresh(self) -> None:
+        """Fold the weights anew (eager), or when an exact snapshot no longer matches them or the
+        compute dtype changed (compiled: refold and recompile, the graph froze the old weights)."""
+        embedding = self.model.backbone.vocab_embed.embedding
+        placement = (embedding.device, embedding.dtype, self.model._compute_dtype())
+        moved = placement != self._placement
+        if self.compiled and not moved and self._snapshot is not None and self._snapshot.matches(self.model):
             return
         with torch.no_grad():
             self._folded = FoldedDiT(self.model)
-        self._caches.clear()  # the weights may have moved device or dtype
-        device = self.model.backbone.vocab_embed.embedding.device
-        self.full_length = device.type == "cuda" if self._full_length is None else self._full_length
-        self._step = _compile(_fresh(self._eager_step), device) if self.compiled else self._eager_step
-        self._fingerprint = current
+        if moved:
+            self._caches.clear()
+            device = placement[0]
+            self.full_length = device.type == "cuda" if self._full_length is None else self._full_length
+        if self.compiled:
+            self._step = compile_step(fresh(self._eager_step), placement[0])
+            self._snapshot = WeightSnapshot(self.model)
+        else:
+            self._step = self._eager_step
+        self._placement = placement
 
     def _positions(self, block: Tensor, cache: KVCache, start: int) -> Tensor:
         _check_tokens("block", block)
@@ -209,85 +211,38 @@ class StaticStep:
         return self._folded.step(block, positions, attend_cached, logits=logits)
 
 
-def _fresh(method):
-    """The bound method with a code object of its own. torch.compile keeps compiled graphs per
-    code object, and a graph with frozen weights must never be reused once they changed."""
-    function = method.__func__
-    copy = types.FunctionType(
-        function.__code__.replace(),
-        function.__globals__,
-        function.__name__,
-        function.__defaults__,
-        function.__closure__,
-    )
-    return types.MethodType(copy, method.__self__)
-
-
-def _guards_to_keep(entries) -> list[bool]:
-    """Drop dynamo's guards on nn.Module attributes and on module globals (a quarter of the CPU
-    step's time otherwise); the input tensors' guards (shape, dtype, device) stay. Weights are
-    frozen into the graph anyway and ``StaticStep._refresh`` recompiles when they change; the
-    module globals the step reads (torch functions, dind helpers) are assumed not to be rebound."""
-    modules = torch.compiler.skip_guard_on_all_nn_modules_unsafe(entries)
-    globals_ = torch.compiler.skip_guard_on_globals_unsafe(entries)
-    return [module and global_ for module, global_ in zip(modules, globals_, strict=True)]
-
-
-class CompileError(UserError, RuntimeError):
-    """``step_mode="compiled"`` could not compile the decode step (no C++ compiler, no Triton...)."""
-
-
-def _compile(step, device: torch.device):
-    """``torch.compile`` the step: CUDA graphs on CUDA; on CPU inductor with frozen weights and
-    max-autotune GEMMs. The inductor options are patched around every call (passed only as
-    ``torch.compile(options=...)``, freezing was silently not applied) and only the guards
-    ``_guards_to_keep`` keeps are evaluated. A failed compile is a ``CompileError``
-    with one line saying what failed and what to use instead."""
-    if device.type == "cuda":  # CUDA graphs (= mode "reduce-overhead", which excludes options)
-        options = CUDA_COMPILE_OPTIONS
-        compiled = torch.compile(
-            step, options={**options, "guard_filter_fn": _guards_to_keep}, fullgraph=True, dynamic=False
-        )
-    else:
-        options = CPU_COMPILE_OPTIONS
-        compiled = torch.compile(
-            step, options={"guard_filter_fn": _guards_to_keep}, fullgraph=True, dynamic=False
-        )
-
-    compiled_shapes: set[tuple] = set()
-
-    def run(block, positions, keys, values, logits):
-        # the options matter only while compiling, i.e. for a new input signature; the patch
-        # costs ~60 us, so later calls skip it (a compile it missed would only be slower)
-        signature = (block.shape, block.device, keys[0].shape, keys[0].dtype, logits)
-        try:
-            if signature in compiled_shapes:
-                return compiled(block, positions, keys, values, logits)
-            with torch._inductor.config.patch(options):
-                out = compiled(block, positions, keys, values, logits)
-            compiled_shapes.add(signature)
-            return out
-        except (torch._dynamo.exc.BackendCompilerFailed, torch._inductor.exc.InductorError) as error:
-            first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
-            raise CompileError(
-                f"step_mode='compiled' could not compile the decode step on {device.type} ({first.strip()}); "
-                "torch.compile needs a working C++ compiler on CPU and Triton on CUDA; "
-                "step_mode='static' gives the same samples without compiling"
-            ) from error
-
-    return run
-
-
 def _write(keys: Tensor, values: Tensor, positions: Tensor, key: Tensor, value: Tensor) -> None:
     keys.index_copy_(2, positions, key.to(keys.dtype))
     values.index_copy_(2, positions, value.to(values.dtype))
 
 
-def static_step(model: DiT, *, compiled: bool = False) -> StaticStep:
-    """The model's StaticStep (one per model and ``compiled``: graphs and caches are reused)."""
-    if isinstance(model, StaticStep):
-        model = model.model
-    per_model = model.__dict__.setdefault("_dind_static_steps", {})  # dies with the model
-    if compiled not in per_model:
-        per_model[compiled] = StaticStep(model, compiled=compiled)
-    return per_model[compiled]
+@DECODE_STEPS.register("static")
+@attrs.define(eq=False)
+class StaticStep:
+    """The static-shape cached step, eager. ``full_length``: as ``StaticDenoiser``'s. The object
+    keeps the ``StaticDenoiser`` of the last model it was bound to (graphs, caches)."""
+
+    full_length: bool | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(bool))
+    )
+    uses_cache: bool = attrs.field(default=True, init=False)
+    _bound: StaticDenoiser | None = attrs.field(default=None, init=False, repr=False)
+
+    compiled = False
+
+    def bind(self, model: Denoiser) -> StaticDenoiser:
+        if isinstance(model, StaticDenoiser):
+            model = model.model
+        if self._bound is None or self._bound.model is not model:
+            self._bound = StaticDenoiser(model, compiled=self.compiled, full_length=self.full_length)
+        else:
+            self._bound.refresh()
+        return self._bound
+
+
+@DECODE_STEPS.register("compiled")
+@attrs.define(eq=False)
+class CompiledStep(StaticStep):
+    """The static-shape cached step under ``torch.compile`` (see the module docstring)."""
+
+    compiled = True

@@ -38,7 +38,7 @@ from dind.sampling.proposal import ProposalOptions, draw_gumbel, model_probs, pr
 from dind.sampling.unmasking.base import UnmaskingRule
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # holds tensors: compare their values, not ==
 class StageOutcome:
     """tokens/scores (batch, length) after the stage; nfe (batch,) long, BD3-LM convention;
     forward_passes: raw model calls; model_time_s: seconds inside them."""
@@ -50,7 +50,7 @@ class StageOutcome:
     model_time_s: float
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # holds tensors: compare their values, not ==
 class _BlockContext:
     model: Denoiser
     rule: UnmaskingRule

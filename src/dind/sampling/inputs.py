@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dind.sampling.plan import StagePlan
+
 Prompt = Tensor | Sequence[int] | Sequence[Sequence[int]] | None
 
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 0 <= seed < 2**64
@@ -153,21 +155,9 @@ def check_prompt_fits(prefix_length: int, length: int, *, bos: bool) -> None:
 
 
 def check_generate_arguments(
-    model: Any,
-    plan: Any,
-    *,
-    length: Any,
-    batch_size: Any,
-    prompt: Any,
-    seed: Any,
-    bos_id: Any,
-    eos_id: Any,
-    tracker: Any,
-    unmasking: Any,
+    model: Any, plan: Any, *, length: Any, batch_size: Any, prompt: Any, seed: Any, bos_id: int | None
 ) -> tuple[Tensor | None, int | list[int] | None]:
     """Every check of ``generate``'s arguments; returns the checked (prompt, seed)."""
-    from dind.sampling.plan import StagePlan
-
     for attribute in ("logits", "vocab_size", "mask_id"):
         if not hasattr(model, attribute):
             raise TypeError(
@@ -178,13 +168,6 @@ def check_generate_arguments(
         raise TypeError(f"plan must be a StagePlan (got {type(plan).__name__} {plan!r}){hint}")
     check_positive_int("length", length)
     check_positive_int("batch_size", batch_size)
-    for name, value in (("tracker", tracker), ("unmasking", unmasking)):
-        if isinstance(value, str):
-            registry = "CONFIDENCE_TRACKERS" if name == "tracker" else "UNMASKING_RULES"
-            raise TypeError(
-                f"{name} must be an object, not the name {value!r}; build it with {registry}.build({value!r})"
-            )
-    check_token_id("eos_id", eos_id, model.vocab_size)
     if check_token_id("bos_id", bos_id, model.vocab_size) == model.mask_id:
         raise ValueError(f"bos_id must not be the MASK id (got bos_id {bos_id} == mask_id {model.mask_id})")
     return check_prompt(prompt, vocab_size=model.vocab_size, mask_id=model.mask_id), check_seed(

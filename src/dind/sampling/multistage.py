@@ -20,8 +20,9 @@ model-based remasker's scoring forward is not counted in the trace. A stage's ow
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 import torch
@@ -31,17 +32,17 @@ from dind.counter_rng import ATTEMPT, REMASK, RowStreams
 from dind.models.protocol import Denoiser
 from dind.remaskers import RemaskContext, remask
 from dind.sampling.block_sampler import sample_stage, stage_spans
-from dind.sampling.confidence import CONFIDENCE_TRACKERS, ConfidenceTracker, initial_scores
+from dind.sampling.confidence import ConfidenceTracker, initial_scores
 from dind.sampling.inputs import Prompt, check_generate_arguments, check_prompt_fits, prompt_prefix
+from dind.sampling.options import GenerateOptions
 from dind.sampling.plan import Stage, StagePlan
-from dind.sampling.postprocess import low_entropy_rows, truncate_after_eos
 from dind.sampling.proposal import ProposalOptions
 from dind.sampling.seeds import row_seed, row_seeds
 from dind.sampling.trace import GenerationResult, StageTrace
-from dind.sampling.unmasking import FirstHitting, UnmaskingRule
+from dind.sampling.unmasking import UnmaskingRule
 from dind.sampling.unmasking.base import check_stage_steps
 
-__all__ = ["continue_plan", "generate", "row_seed"]
+__all__ = ["continue_plan", "generate", "regenerate_rows", "row_seed"]
 
 _Run = tuple[Tensor, Tensor, tuple[StageTrace, ...]]  # tokens, scores, per-stage trace
 
@@ -53,94 +54,46 @@ def generate(
     length: int,
     batch_size: int = 1,
     prompt: Prompt = None,
-    seed: int | Sequence[int] | None = None,
-    tracker: ConfidenceTracker | None = None,
-    unmasking: UnmaskingRule | None = None,
-    use_cache: bool = True,
-    step_mode: str = "dynamic",
-    bos_id: int | None = None,
-    stop_at_eos: bool = False,
-    eos_id: int | None = None,
-    reject_low_entropy: bool = False,
-    max_retries: int = 10,
-    device: torch.device | str | None = None,
-    progress: bool = False,
+    seed: int | Sequence[int] | None = 0,
+    options: GenerateOptions | None = None,
 ) -> GenerationResult:
     """Generate ``batch_size`` sequences of ``length`` tokens with the stages of ``plan``.
 
     prompt: token ids (prompt_length,) shared by all rows, or (batch, prompt_length); frozen.
-    bos_id: if set, position 0 is BOS and frozen (BD3-LM convention); the prompt follows it.
-    tracker: confidence signal (default: snapshot). unmasking: the default rule for stages that
-      do not set their own (default: first-hitting).
-    use_cache: exact KV cache over finished blocks; False runs the uncached reference path.
-    step_mode: the cached step: "dynamic" (shapes grow block by block), "static" (fixed block
-      width and cache length, preallocated cache: ``dind.models.static_step``) or "compiled" (the
-      static step under ``torch.compile``: inductor on CPU, CUDA graphs on GPU); the same samples.
-    stop_at_eos: after the last stage, every position after a row's first generated ``eos_id``
-      (default: ``bos_id``) is set to EOS and counted as padding (``result.lengths``).
-    reject_low_entropy: BD3-LM's degenerate-sample rejection (off by default; it flatters Gen PPL):
-      when length > 256 and the unigram entropy of a row's last 256 tokens is < 4 nats, the row is
-      regenerated, at most ``max_retries`` times (attempt k of a row uses its stream's sub-stream
-      (ATTEMPT, k), so each draw differs).
+    seed: an int (row r uses ``row_seed(seed, r)``), one int per row, or None (fresh random seeds);
+      the seeds used are ``result.seeds``.
+    options: how it runs (``GenerateOptions``: tracker, unmasking rule, decode step, BOS, device,
+      progress bar); None for the defaults. EOS truncation and low-entropy redraws are functions
+      over the result (``truncate_at_eos``, ``dind.eval.redraw_low_entropy``).
     """
+    options = _checked_options(options)
     prompt, seed = check_generate_arguments(
-        model, plan, length=length, batch_size=batch_size, prompt=prompt, seed=seed, bos_id=bos_id,
-        eos_id=eos_id, tracker=tracker, unmasking=unmasking,
-    )  # fmt: skip
-    if stop_at_eos and eos_id is None and bos_id is None:
-        raise ValueError("stop_at_eos needs eos_id (or bos_id, used as EOS) (got None)")
-    device = torch.device(device) if device is not None else _model_device(model)
-    prefix = prompt_prefix(prompt, bos_id, batch_size, device)
-    check_prompt_fits(prefix.shape[1], length, bos=bos_id is not None)
+        model, plan, length=length, batch_size=batch_size, prompt=prompt, seed=seed, bos_id=options.bos_id
+    )
+    device = options.device if options.device is not None else _model_device(model)
+    prefix = prompt_prefix(prompt, options.bos_id, batch_size, device)
+    check_prompt_fits(prefix.shape[1], length, bos=options.bos_id is not None)
     plan.validate(length, prompt_length=prefix.shape[1])
-    check_stage_steps(plan, unmasking or FirstHitting())  # "/N" with a rule that ignores steps
     seeds = row_seeds(seed, batch_size)
-    streams = RowStreams.from_seeds(seeds, device)
-    tracker = tracker if tracker is not None else CONFIDENCE_TRACKERS.build("snapshot")
-    stepper = _stepper(model, step_mode, use_cache)
-    run = _PlanRun(stepper, plan, length, tracker, unmasking or FirstHitting(), use_cache)
-    bar = _progress_bar(plan, length, enabled=progress)
-    on_block = bar.update if bar is not None else None
-    tokens, scores, trace = run(prefix, streams, on_block)
-    attempts = torch.ones(batch_size, dtype=torch.long, device=device)
-    for _ in range(max_retries if reject_low_entropy else 0):
-        redo = low_entropy_rows(tokens).nonzero().flatten().tolist()
-        if not redo:
-            break
-        if bar is not None:
-            bar.total += _blocks_per_run(plan, length)
-        again = run(prefix[redo], streams.rows(redo).child(ATTEMPT, attempts[redo]), on_block)
-        tokens, scores, trace = _merge(tokens, scores, trace, redo, again)
-        attempts[redo] += 1
-    if bar is not None:
-        bar.close()
-    lengths = torch.full((batch_size,), length, dtype=torch.long, device=device)
-    if stop_at_eos:
-        tokens, lengths = truncate_after_eos(
-            tokens, eos_id if eos_id is not None else bos_id, prefix.shape[1]
-        )
-    return GenerationResult(tokens, scores, trace, tuple(seeds), attempts, lengths)
+    run = _plan_run(model, plan, length, options)
+    with _progress_bar(plan, length, enabled=options.progress) as on_block:
+        tokens, scores, trace = run(prefix, RowStreams.from_seeds(seeds, device), on_block)
+    ones = torch.ones(batch_size, dtype=torch.long, device=device)
+    return GenerationResult(tokens, scores, trace, tuple(seeds), ones, ones * length)
 
 
 def continue_plan(
-    model: Denoiser,
-    plan: StagePlan,
-    draft: GenerationResult,
-    *,
-    tracker: ConfidenceTracker | None = None,
-    unmasking: UnmaskingRule | None = None,
-    use_cache: bool = True,
-    step_mode: str = "dynamic",
+    model: Denoiser, plan: StagePlan, draft: GenerationResult, *, options: GenerateOptions | None = None
 ) -> GenerationResult:
     """Run the stages of ``plan`` after the first ``len(draft.trace)`` from ``draft``'s tokens and scores.
 
     ``draft``: a ``generate`` result (no EOS truncation, no redraws) of a plan made of ``plan``'s
-    first stages, with the same model, tracker and unmasking. Every random draw is a pure function
-    of (row seed, stage, block, step, position), so the result equals ``generate`` of ``plan`` with
-    the draft's seeds, token for token; its trace starts with the draft's stage traces (their NFEs
-    and times included). Frozen positions (BOS, prompt) are those the draft scores +inf.
-    ``step_mode``: as in ``generate`` (the same samples).
+    first stages, with the same model and options (tracker, unmasking). Every random draw is a pure
+    function of (row seed, stage, block, step, position), so the result equals ``generate`` of
+    ``plan`` with the draft's seeds, token for token; its trace starts with the draft's stage traces
+    (their NFEs and times included). Frozen positions (BOS, prompt) are those the draft scores +inf.
     """
+    options = _checked_options(options)
     done, length = len(draft.trace), draft.tokens.shape[1]
     first = [(stage.block_size, float(stage.remask_ratio)) for stage in list(plan)[:done]]
     if not done < len(plan) or first != [(t.block_size, t.remask_ratio) for t in draft.trace]:
@@ -148,24 +101,84 @@ def continue_plan(
             f"plan must start with the draft's {done} stage(s) and have more (got plan {plan}, draft stages "
             f"{[(t.block_size, t.remask_ratio) for t in draft.trace]})"
         )
+    _check_unchanged(draft)
+    prompt_length = frozen_prefix_length(draft.scores)
+    plan.validate(length, prompt_length=prompt_length)
+    run = _plan_run(model, plan, length, options)
+    streams = RowStreams.from_seeds(draft.seeds, draft.tokens.device)
+    start = (draft.tokens, draft.scores, draft.trace)
+    with _progress_bar(plan, length, enabled=options.progress, skip=done) as on_block:
+        tokens, scores, trace = run(draft.tokens[:, :prompt_length], streams, on_block, start)
+    return GenerationResult(tokens, scores, trace, draft.seeds, draft.attempts, draft.lengths)
+
+
+def regenerate_rows(
+    model: Denoiser,
+    plan: StagePlan,
+    result: GenerationResult,
+    rows: Sequence[int],
+    *,
+    options: GenerateOptions | None = None,
+) -> GenerationResult:
+    """``result`` with ``rows`` drawn again: attempt k + 1 of a row (k = ``result.attempts``) uses its
+    stream's sub-stream (ATTEMPT, k), so every draw differs and stays reproducible; the trace's
+    counters and times add up. ``result``: a ``generate`` result of ``plan`` with the same model
+    and options, no EOS truncation. What ``dind.eval.redraw_low_entropy`` builds on."""
+    options = _checked_options(options)
+    rows = sorted({int(row) for row in rows})
+    batch, length = result.tokens.shape
+    if any(not 0 <= row < batch for row in rows):
+        raise ValueError(f"rows must be row indices in [0, {batch}) (got {rows})")
+    if bool((result.lengths != length).any()):
+        raise ValueError(f"result must have no EOS truncation (got lengths {result.lengths.tolist()})")
+    if not rows:
+        return result
+    prefix = result.tokens[rows, : frozen_prefix_length(result.scores)]
+    streams = RowStreams.from_seeds(result.seeds, result.tokens.device).rows(rows)
+    attempts = result.attempts.clone()
+    run = _plan_run(model, plan, length, options)
+    with _progress_bar(plan, length, enabled=options.progress, rows=len(rows)) as on_block:
+        again = run(prefix, streams.child(ATTEMPT, attempts[rows]), on_block)
+    tokens, scores, trace = _merge(result.tokens, result.scores, result.trace, rows, again)
+    attempts[rows] += 1
+    return GenerationResult(tokens, scores, trace, result.seeds, attempts, result.lengths)
+
+
+def frozen_prefix_length(scores: Tensor) -> int:
+    """The number of frozen (BOS, prompt) positions of a result: its +inf scores, which must be the
+    same prefix of every row."""
+    frozen = torch.isposinf(scores)
+    prompt_length = int(frozen[0].sum())
+    if not bool(frozen[:, :prompt_length].all()) or bool(frozen[:, prompt_length:].any()):
+        raise ValueError(
+            "the result's +inf scores must be the same prefix of every row (got another pattern)"
+        )
+    return prompt_length
+
+
+def _checked_options(options: GenerateOptions | None) -> GenerateOptions:
+    if options is None:
+        return GenerateOptions()
+    if not isinstance(options, GenerateOptions):
+        raise TypeError(f"options must be a GenerateOptions or None (got {type(options).__name__})")
+    return options
+
+
+def _check_unchanged(draft: GenerationResult) -> None:
+    length = draft.tokens.shape[1]
     if bool((draft.attempts != 1).any()) or bool((draft.lengths != length).any()):
         raise ValueError(
             "draft must have no redrawn rows and no EOS truncation "
             f"(got attempts {draft.attempts.tolist()}, lengths {draft.lengths.tolist()}, length {length})"
         )
-    frozen = torch.isposinf(draft.scores)
-    prompt_length = int(frozen[0].sum())
-    if not bool(frozen[:, :prompt_length].all()) or bool(frozen[:, prompt_length:].any()):
-        raise ValueError("draft's +inf scores must be the same prefix of every row (got another pattern)")
-    plan.validate(length, prompt_length=prompt_length)
-    check_stage_steps(plan, unmasking or FirstHitting())
-    tracker = tracker if tracker is not None else CONFIDENCE_TRACKERS.build("snapshot")
-    stepper = _stepper(model, step_mode, use_cache)
-    run = _PlanRun(stepper, plan, length, tracker, unmasking or FirstHitting(), use_cache)
-    streams = RowStreams.from_seeds(draft.seeds, draft.tokens.device)
-    start = (draft.tokens, draft.scores, draft.trace)
-    tokens, scores, trace = run(draft.tokens[:, :prompt_length], streams, None, start)
-    return GenerationResult(tokens, scores, trace, draft.seeds, draft.attempts, draft.lengths)
+
+
+def _plan_run(model: Denoiser, plan: StagePlan, length: int, options: GenerateOptions) -> _PlanRun:
+    """The shared set-up of every entry point: the rule checked against the plan's step budgets,
+    the decode step bound (and refreshed) once for the call."""
+    check_stage_steps(plan, options.unmasking)  # "/N" with a rule that ignores steps
+    stepper = options.step.bind(model)
+    return _PlanRun(stepper, plan, length, options.tracker, options.unmasking, options.step.uses_cache)
 
 
 @attrs.frozen
@@ -256,17 +269,6 @@ def _merge(
     return tokens, scores, tuple(merged)
 
 
-def _stepper(model: Denoiser, step_mode: str, use_cache: bool) -> Denoiser:
-    """The model, or its static-shape step wrapper (``step_mode`` "static" / "compiled")."""
-    from dind.models.static_step import check_step_mode, static_step
-
-    if check_step_mode(step_mode) == "dynamic":
-        return model
-    if not use_cache:
-        raise ValueError(f"step_mode={step_mode!r} is a cached step: it needs use_cache=True (got False)")
-    return static_step(model, compiled=step_mode == "compiled")
-
-
 def _model_device(model: Denoiser) -> torch.device:
     parameters = getattr(model, "parameters", None)
     if callable(parameters):
@@ -275,13 +277,21 @@ def _model_device(model: Denoiser) -> torch.device:
     return torch.device("cpu")
 
 
-def _blocks_per_run(plan: StagePlan, length: int) -> int:
-    return sum(len(stage_spans(stage.block_size, length)) for stage in plan)
+def _blocks_per_run(plan: StagePlan, length: int, skip: int = 0) -> int:
+    return sum(len(stage_spans(stage.block_size, length)) for stage in list(plan)[skip:])
 
 
-def _progress_bar(plan: StagePlan, length: int, *, enabled: bool):
+@contextlib.contextmanager
+def _progress_bar(
+    plan: StagePlan, length: int, *, enabled: bool, skip: int = 0, rows: int | None = None
+) -> Iterator[Callable[[], None] | None]:
+    """A tqdm bar over the blocks the run will walk (``skip``: stages already done), yielding its
+    ``update`` (None when disabled)."""
     if not enabled:
-        return None
+        yield None
+        return
     from tqdm.auto import tqdm
 
-    return tqdm(total=_blocks_per_run(plan, length), desc="blocks", unit="block")
+    desc = "blocks" if rows is None else f"blocks (redrawing {rows} rows)"
+    with tqdm(total=_blocks_per_run(plan, length, skip), desc=desc, unit="block") as bar:
+        yield bar.update

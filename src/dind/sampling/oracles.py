@@ -28,7 +28,7 @@ def _float64(values: Any) -> Tensor:
     return torch.as_tensor(values, dtype=torch.float64)
 
 
-@attrs.define
+@attrs.define(eq=False)  # holds tensors: compare their values, not ==
 class RecomputeCache:
     tokens: Tensor
     filled: int = 0

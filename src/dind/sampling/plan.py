@@ -2,16 +2,23 @@
 
 Text form (``StagePlan.parse`` / ``str(plan)`` round-trip), stages joined by "->":
 
-    stage   := block ["@" ratio] [":" remasker] ["/" steps] ["{" options "}"]
-    block   := positive integer | "L"          ("L": one global block over the whole length)
-    options := key=value pairs, comma separated: temperature, top_p, unmasking (a registered rule
-               with its default arguments, e.g. unmasking=confidence_threshold), tracker (a
-               registered confidence tracker with its default arguments, e.g. tracker=margin)
+    stage     := block ["@" ratio] [":" component] ["/" steps] ["{" options "}"]
+    block     := positive integer | "L"        ("L": one global block over the whole length)
+    component := registered name ["(" key=value, ... ")"]
+    options   := key=value pairs, comma separated: temperature, top_p, unmasking (a registered
+                 rule, e.g. unmasking=confidence_threshold(threshold=0.8)), tracker (a registered
+                 confidence tracker, e.g. tracker=margin)
 
 e.g. "4 -> 1024@0.5", "4 -> 64@0.25 -> 1024@0.5", "4/8 -> L@0.5:random{top_p=0.9}",
-"4{tracker=margin} -> 256@0.5:posthoc". The remasker defaults to snapshot; a name is looked up in
-the ``remaskers`` mapping given to ``parse`` and then in the REMASKERS registry (zero-argument
-factories only; a remasker that needs the model takes it from the sampler's ``RemaskContext``).
+"4{tracker=margin} -> 256@0.5:posthoc_masked(chunks=8)". The remasker defaults to snapshot; a name
+is looked up in the ``remaskers`` mapping given to ``parse`` (no arguments then) and then in the
+REMASKERS registry, built with the arguments given (a remasker that needs the model takes it from
+the sampler's ``RemaskContext``). Argument values are None, true/false, numbers or plain words.
+
+``str(plan)`` never raises: a registered attrs component prints its name and the arguments that
+differ from their defaults, so the text parses back to an equal plan; a component without such a
+form (unregistered, or an argument such as a function) prints as ``<repr>``, which ``parse``
+refuses with a message, never a different plan.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ import attrs
 from dind.registry import Registry
 from dind.remaskers import REMASKERS, Remasker, SnapshotRemasker
 from dind.sampling.confidence import CONFIDENCE_TRACKERS
-from dind.textform import format_number
+from dind.sampling.unmasking import UNMASKING_RULES
+from dind.textform import format_call, format_number, parse_call, split_top_level
 from dind.validation import (
     closed_unit_interval,
     half_open_unit_interval,
@@ -72,20 +80,21 @@ class Stage:
 
 
 def _text_name(registry: Registry, component: object, kind: str) -> str:
-    """The registry name of ``component`` if it equals that name's default instance (its text form)."""
+    """The text form of ``component``: its registry name with its non-default arguments, or
+    ``<repr>`` when it has none (``parse`` refuses that, naming the ``kind``)."""
     for name in registry.names():
         if registry.get(name) is type(component):
-            try:
-                default = registry.build(name)
-            except (TypeError, ValueError):  # needs arguments: no instance has a text form
-                break
-            if component != default:
-                break
-            return name
-    raise ValueError(
-        f"{kind} {component!r} is not a registered {kind} with default arguments, "
-        "so a plan using it has no text form"
-    )
+            text = format_call(name, component)
+            if text is not None and _build(registry, text) == component:
+                return text
+            break
+    text = repr(component)
+    return text if text.startswith("<") else f"<{text}>"
+
+
+def _build(registry: Registry, text: str) -> object:
+    name, arguments = parse_call(text)
+    return registry.build(name, **arguments)
 
 
 def _remasker_name(remasker: Remasker) -> str:
@@ -97,8 +106,6 @@ def _tracker_name(tracker: object) -> str:
 
 
 def _unmasking_name(rule: object) -> str:
-    from dind.sampling.unmasking import UNMASKING_RULES  # the rules import the sampler's modules
-
     return _text_name(UNMASKING_RULES, rule, "unmasking rule")
 
 
@@ -112,7 +119,7 @@ def _stages(instance: object, attribute: attrs.Attribute, value: tuple[Stage, ..
 
 
 _STAGE = re.compile(
-    r"^(?P<block>\d+|L)(?:@(?P<ratio>[0-9.eE+-]+))?(?::(?P<remasker>[A-Za-z_][\w-]*))?"
+    r"^(?P<block>\d+|L)(?:@(?P<ratio>[0-9.eE+-]+))?(?::(?P<remasker>[A-Za-z_][\w-]*(?:\([^)]*\))?))?"
     r"(?:/(?P<steps>\d+))?(?:\{(?P<options>[^}]*)\})?$"
 )
 
@@ -171,6 +178,11 @@ class StagePlan:
 
 def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> Stage:
     match = _STAGE.match(piece.replace(" ", ""))
+    if match is None and "<" in piece:
+        raise ValueError(
+            f"stage {index}: {piece!r} holds a component printed as <...>: it has no text form "
+            "(not registered, or an argument without a plain value); build that plan in Python"
+        )
     if match is None:
         raise ValueError(
             f"stage {index}: cannot parse {piece!r}; expected e.g. '4', '1024@0.5', "
@@ -182,10 +194,10 @@ def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> S
             kwargs["remask_ratio"] = float(match["ratio"])
         if match["remasker"] is not None:
             name = match["remasker"]
-            kwargs["remasker"] = remaskers[name] if name in remaskers else REMASKERS.build(name)
+            kwargs["remasker"] = remaskers[name] if name in remaskers else _build(REMASKERS, name)
         if match["steps"] is not None:
             kwargs["steps"] = int(match["steps"])
-        options = list(filter(None, (match["options"] or "").split(",")))
+        options = list(filter(None, split_top_level(match["options"] or "")))
         keys = [option.partition("=")[0] for option in options]
         for key in keys:
             if keys.count(key) > 1:
@@ -193,11 +205,9 @@ def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> S
         for option in options:
             key, _, value = option.partition("=")
             if key == "unmasking":
-                from dind.sampling.unmasking import UNMASKING_RULES
-
-                kwargs[key] = UNMASKING_RULES.build(value)
+                kwargs[key] = _build(UNMASKING_RULES, value)
             elif key == "tracker":
-                kwargs[key] = CONFIDENCE_TRACKERS.build(value)
+                kwargs[key] = _build(CONFIDENCE_TRACKERS, value)
             elif key in ("temperature", "top_p"):
                 kwargs[key] = float(value)
             else:

@@ -1,29 +1,28 @@
-"""What happens to finished samples: EOS truncation and BD3-LM's low-entropy rejection test."""
+"""What happens to finished samples: BD3-LM's stop at EOS, as a function over a result.
+
+(BD3-LM's other post-processing, redrawing degenerate low-entropy rows, judges samples by a
+statistic, so it lives with the statistics: ``dind.eval.redraw_low_entropy``.)
+"""
 
 from __future__ import annotations
 
+import attrs
 import torch
 from torch import Tensor
 
-from dind.eval.entropy import batch_unigram_entropy
-
-REJECTION_WINDOW = 256
-REJECTION_MIN_ENTROPY = 4.0
+from dind.sampling.multistage import frozen_prefix_length
+from dind.sampling.trace import GenerationResult
 
 
-def low_entropy_rows(
-    tokens: Tensor, *, window: int = REJECTION_WINDOW, min_entropy: float = REJECTION_MIN_ENTROPY
-) -> Tensor:
-    """(batch, length) -> (batch,) bool: rows BD3-LM would discard as degenerate.
-
-    Once length > ``window``, a row is degenerate when the unigram entropy (nats) of its last
-    ``window`` tokens is below ``min_entropy``. Shorter sequences are never rejected. Rejecting
-    and redrawing such samples lowers (flatters) the reported Gen PPL.
-    """
-    if tokens.shape[1] <= window:
-        return torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
-    entropy = batch_unigram_entropy(tokens[:, -window:].cpu())
-    return (entropy < min_entropy).to(tokens.device)
+def truncate_at_eos(result: GenerationResult, eos_id: int) -> GenerationResult:
+    """``result`` with every position after each row's first generated ``eos_id`` set to EOS and
+    counted as padding (``result.lengths``: the first EOS's position + 1, or the full length when
+    there is none). Frozen positions (BOS, prompt: +inf scores) are never an end: BOS shares
+    GPT-2's EOS id. Apply it last, after any redraws."""
+    if isinstance(eos_id, bool) or not isinstance(eos_id, int) or not 0 <= eos_id:
+        raise ValueError(f"eos_id must be a token id (an int >= 0) (got {eos_id!r})")
+    tokens, lengths = truncate_after_eos(result.tokens, eos_id, frozen_prefix_length(result.scores))
+    return attrs.evolve(result, tokens=tokens, lengths=torch.minimum(lengths, result.lengths))
 
 
 def truncate_after_eos(tokens: Tensor, eos_id: int, prompt_length: int) -> tuple[Tensor, Tensor]:

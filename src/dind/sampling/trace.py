@@ -25,7 +25,7 @@ def _tensor_to_json(tensor: Tensor) -> Any:
     return tensor.tolist()
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # holds tensors: compare their values, not ==
 class StageTrace:
     """One stage of a multi-stage generation.
 
@@ -70,13 +70,13 @@ class StageTrace:
         }
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # holds tensors: compare their values, not ==
 class GenerationResult:
     """tokens (batch, length) long: the final samples, no MASK left. scores (batch, length): the
     tracker's final scores (+inf on frozen positions). trace: one StageTrace per stage.
     seeds: the per-row seeds used (reproduces the batch). attempts (batch,) long: draws per row
     (1 unless low-entropy rejection redrew it). lengths (batch,) long: tokens up to and including
-    the first generated EOS (the full length when ``stop_at_eos`` is off or no EOS was drawn);
+    the first generated EOS (the full length unless ``truncate_at_eos`` found one);
     positions at or past ``lengths`` are padding."""
 
     tokens: Tensor

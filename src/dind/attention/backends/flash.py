@@ -7,7 +7,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from dind.attention.backends import ATTENTION_BACKENDS, check_shapes
+from dind.attention.backends.base import ATTENTION_BACKENDS, check_shapes
 from dind.attention.masks import AttentionMask
 
 

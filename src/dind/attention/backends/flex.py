@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-from dind.attention.backends import ATTENTION_BACKENDS, check_shapes
+from dind.attention.backends.base import ATTENTION_BACKENDS, check_shapes
 from dind.attention.masks import AttentionMask
 
 

@@ -7,26 +7,7 @@ import functools
 import json
 from pathlib import Path
 
-
-def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
-    """The judge options shared by ``dind eval`` and ``dind sweep``."""
-    group = parser.add_argument_group("judge")
-    group.add_argument(
-        "--judge",
-        required=True,
-        help="directory of a causal LM saved with save_pretrained (GPT-2 Large for Gen PPL)",
-    )
-    group.add_argument(
-        "--judge-device", default=None, help="device of the judge (default: cuda if available)"
-    )
-    group.add_argument("--judge-batch-size", type=int, default=8, help="windows per judge forward pass")
-    group.add_argument(
-        "--window",
-        type=int,
-        default=None,
-        help="judge window in tokens (default: min(1024, the judge's context size))",
-    )
-    group.add_argument("--stride", type=int, default=None, help="window stride (default: window // 2)")
+from dind.cli.support import add_judge_arguments, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-length",
-        type=int,
+        type=positive_int,
         default=None,
         help="truncate the judge's retokenised ids to the generating model's length (e.g. 1024)",
     )

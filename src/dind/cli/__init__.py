@@ -1,8 +1,9 @@
 """The ``dind`` command: train, sample, eval, sweep, demo, list.
 
-Each subcommand's arguments and body live next to the code they drive (``<package>/command.py``
-exposes ``add_arguments(parser)`` and ``run(args) -> int``); this module only wires them, and is
-the one place (with config loading) where names become objects.
+Each subcommand is a module of this package (``dind.cli.sample``, ``evaluate``, ``sweep``,
+``reproduce``; ``dind.training.command`` and ``dind.demo``) exposing ``add_arguments(parser)`` and
+``run(args) -> int``; what several share is in ``dind.cli.support``. This module only wires them;
+the CLI (with config loading) is the one place where names become objects.
 
 Two rules hold here for every subcommand:
 
@@ -19,26 +20,39 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+import dind
+from dind.cli.support import positive_threads
 from dind.errors import ConfigError, DataFormatError, UserError
 
 # subcommand -> (module with add_arguments/run, help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dind.training.command", "train or fine-tune a model (mixed-scale block diffusion)"),
-    "sample": ("dind.sampling.command", "generate text with a multi-stage (DiD) plan"),
-    "eval": ("dind.eval.command", "score samples: Gen PPL under a judge, unigram entropy"),
-    "sweep": ("dind.eval.sweep_command", "sweep stage-2 block size / remask ratio and plot Gen PPL"),
-    "reproduce": ("dind.eval.reproduce_command", "the paper's tables (1-3, Figure 2) for models and a judge"),
+    "sample": ("dind.cli.sample", "generate text with a multi-stage (DiD) plan"),
+    "eval": ("dind.cli.evaluate", "score samples: Gen PPL under a judge, unigram entropy"),
+    "sweep": ("dind.cli.sweep", "sweep stage-2 block size / remask ratio and plot Gen PPL"),
+    "reproduce": ("dind.cli.reproduce", "the paper's tables (1-3, Figure 2) for models and a judge"),
     "demo": ("dind.demo", "offline demo: draft, remask, refine with the embedded tiny model"),
 }
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
-    from dind.registry import all_registries
+def all_registries() -> dict[str, Any]:
+    """Every registry of the dind package (imports all of dind's modules once), by kind."""
+    from dind.registry import registry_index
 
+    for module in pkgutil.walk_packages(dind.__path__, prefix="dind."):
+        if module.name.startswith("dind.cli") or module.name == "dind.__main__":
+            continue
+        importlib.import_module(module.name)
+    return registry_index()
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
     for kind, registry in all_registries().items():
         print(f"{kind}: {', '.join(registry.names()) or '(none)'}")
     return 0
@@ -84,22 +98,12 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
         "--threads",
         dest="threads" if top else "threads_after",
-        type=_positive_threads,
+        type=positive_threads,
         default=None if top else argparse.SUPPRESS,
         metavar="N",
         help="CPU threads for torch (default: torch's, one per core); on a shared CPU, 1 is often "
         "several times faster",
     )
-
-
-def _positive_threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})")
-    return value
 
 
 def _set_threads(threads: int | None) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from dind.eval.command import add_judge_arguments
+from dind.cli.support import add_judge_arguments, positive_int, seed_int
 from dind.eval.sweep import SweepSettings, run_sweep, sweep_points
-from dind.models.static_step import STEP_MODES
+from dind.models import DECODE_STEPS
 
 
 def _ints(text: str) -> list[int]:
@@ -30,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the model's dind tokenizer (default: the one fitting its vocabulary)",
     )
-    parser.add_argument("--length", type=int, default=1024, help="sample length in tokens (default: 1024)")
-    parser.add_argument("--draft-block-size", type=int, default=4, help="stage-1 block size D (default: 4)")
+    parser.add_argument(
+        "--length", type=positive_int, default=1024, help="sample length in tokens (default: 1024)"
+    )
+    parser.add_argument(
+        "--draft-block-size", type=positive_int, default=4, help="stage-1 block size D (default: 4)"
+    )
     parser.add_argument(
         "--block-sizes",
         type=_ints,
@@ -53,13 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anchor-ratio", type=float, default=0.5, help="ratio of the block-size axis (0.5)")
     parser.add_argument(
         "--anchor-block-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="block size of the ratio axis (default: --length, a global block)",
     )
-    parser.add_argument("--num-samples", type=int, default=16, help="samples per plan (BD3-LM: 300)")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples generated together")
-    parser.add_argument("--seed", type=int, default=0, help="sample i of every plan uses seed + i")
+    parser.add_argument("--num-samples", type=positive_int, default=16, help="samples per plan (BD3-LM: 300)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="samples generated together")
+    parser.add_argument("--seed", type=seed_int, default=0, help="sample i of every plan uses seed + i")
     parser.add_argument(
         "--no-bos",
         dest="bos",
@@ -69,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="device of the model (default: cuda if available)")
     parser.add_argument(
         "--step-mode",
-        choices=STEP_MODES,
+        choices=DECODE_STEPS.names(),
         default="dynamic",
         help="the sampler's cached step (default: dynamic; static/compiled: the same samples)",
     )
@@ -83,13 +87,8 @@ def default_block_sizes(length: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dind.errors import ConfigError
+    from dind.cli.support import load_model, resolve_tokenizer
     from dind.eval.judge import load_judge
-
-    for option, value in (("--num-samples", args.num_samples), ("--batch-size", args.batch_size)):
-        if value < 1:
-            raise ConfigError(f"{option} must be >= 1 (got {value})")
-    from dind.sampling.command import load_model, resolve_tokenizer
 
     model = load_model(
         args.model, torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -128,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         batch_size=args.batch_size,
         progress=args.progress,
-        step_mode=args.step_mode,
+        step=DECODE_STEPS.build(args.step_mode),
     )
     for record in sorted(records, key=lambda r: (r["block_size"], r["remask_ratio"])):
         print(

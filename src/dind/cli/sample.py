@@ -3,64 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
 from typing import Any
 
 import attrs
-import torch
 
-from dind.errors import ConfigError, UserError
+from dind.cli.support import (
+    load_model,
+    positive_float,
+    positive_int,
+    resolve_device,
+    resolve_tokenizer,
+    seed_int,
+    top_p_float,
+)
+from dind.errors import ConfigError
 from dind.outputs import atomic_write, check_output
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-positive_int.__name__ = "positive integer"  # argparse says "invalid positive integer value: '0'"
-
-
-def seed_int(text: str) -> int:
-    """argparse type: an integer in [0, 2**64)."""
-    value = int(text)
-    if not 0 <= value < 2**64:
-        raise ValueError(text)
-    return value
-
-
-seed_int.__name__ = "seed (an integer in [0, 2**64))"
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise ValueError(text)
-    return value
-
-
-positive_float.__name__ = "positive number"
-
-
-def top_p_float(text: str) -> float:
-    """argparse type: a number in (0, 1]."""
-    value = float(text)
-    if not 0 < value <= 1:
-        raise ValueError(text)
-    return value
-
-
-top_p_float.__name__ = "top-p (a number in (0, 1])"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dind.models.static_step import STEP_MODES  # the models package: only once parsed
+    from dind.models import DECODE_STEPS  # the models package: only once parsed
 
     parser.add_argument(
         "--model",
@@ -112,67 +75,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("samples.jsonl"), help="JSON Lines output")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    parser.add_argument("--no-cache", dest="use_cache", action="store_false", help="uncached reference path")
+    parser.add_argument(
+        "--no-cache",
+        dest="use_cache",
+        action="store_false",
+        help="the uncached reference path (= --step-mode uncached)",
+    )
     parser.add_argument(
         "--step-mode",
-        choices=STEP_MODES,
+        choices=DECODE_STEPS.names(),
         default="dynamic",
-        help="the cached decode step: dynamic (shapes grow block by block), static (fixed shapes, "
-        "preallocated cache, folded weights) or compiled (the static step under torch.compile); the "
-        "same samples in fp32 (default: dynamic)",
+        help="the decode step: dynamic (KV cache, shapes grow block by block), static (fixed shapes, "
+        "preallocated cache, folded weights), compiled (the static step under torch.compile) or "
+        "uncached (the reference forward); the same samples in fp32 (default: dynamic)",
     )
     parser.add_argument("--device", default=None, help="device (default: cuda if available, else cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-def check_step_mode_options(args: argparse.Namespace) -> None:
-    """--step-mode other than dynamic is a cached step: it cannot run with --no-cache."""
-    if args.step_mode != "dynamic" and not args.use_cache:
+def step_mode_name(args: argparse.Namespace) -> str:
+    """The decode step's name: --step-mode, or "uncached" for --no-cache, which only goes with the
+    default --step-mode (every other one is a cached step)."""
+    if args.use_cache:
+        return args.step_mode
+    if args.step_mode not in ("dynamic", "uncached"):
         raise ConfigError(
             f"--step-mode {args.step_mode} needs the KV cache, so it cannot be combined with --no-cache "
             "(drop --no-cache, or use --step-mode dynamic)"
         )
-
-
-def _import(module: str, what: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        raise UserError(f"dind sample needs {module} for {what}, which is not available ({error})") from None
-
-
-def load_model(spec: str, device: torch.device) -> Any:
-    """A checkpoint directory, or a preset name: fresh weights with a seeded random initialisation
-    (BD3-LM's zero-initialised output layer would give uniform logits, hiding every code path).
-    On CPU a checkpoint stored in bf16/fp16 (like the shipped demo model) is computed in fp32, as
-    ``dind demo`` does: CPUs lack fast half-precision matmuls, and BD3-LM keeps the residual stream
-    in fp32 (bf16 is its autocast matmul precision on GPU, not its weights' dtype). On other
-    devices the stored dtype is kept."""
-    models = _import("dind.models", "--model")
-    if not Path(spec).expanduser().is_dir() and spec in models.PRESETS:
-        return models.load(spec, device=device, init="random", seed=0, dropout=0.0)
-    path = Path(spec).expanduser()
-    if not path.exists() and "/" not in spec and "\\" not in spec:  # a mistyped preset, not a path
-        raise UserError(
-            f"--model {spec!r} is neither a checkpoint directory nor a preset "
-            f"(presets: {', '.join(sorted(models.PRESETS))})"
-        )
-    return models.load(spec, device=device, dtype=torch.float32 if device.type == "cpu" else None)
-
-
-def resolve_tokenizer(name: str | None, model: Any) -> tuple[str, Any]:
-    """``--tokenizer``: (name, tokenizer) for the named tokenizer, which must share the model's
-    MASK id, or (None) for the registered tokenizer that fits the model's vocabulary."""
-    tokenizers = _import("dind.data.tokenizers", "--tokenizer")
-    if name is None:
-        name = tokenizers.tokenizer_for_vocabulary(model.vocab_size, model.mask_id)
-    tokenizer = tokenizers.TOKENIZERS.build(name)
-    if model.mask_id != tokenizer.mask_id:
-        raise ValueError(
-            f"--tokenizer must match the model's vocabulary (got {name!r} with mask_id {tokenizer.mask_id}, "
-            f"model mask_id {model.mask_id})"
-        )
-    return name, tokenizer
+    return "uncached"
 
 
 def build_plan(args: argparse.Namespace, model: Any) -> Any:
@@ -187,42 +118,45 @@ def build_plan(args: argparse.Namespace, model: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dind.sampling import CONFIDENCE_TRACKERS, UNMASKING_RULES, generate
+    from dind.eval.rejection import redraw_low_entropy
+    from dind.models import DECODE_STEPS
+    from dind.sampling import CONFIDENCE_TRACKERS, UNMASKING_RULES, GenerateOptions, generate, truncate_at_eos
 
-    check_step_mode_options(args)
+    step_mode = step_mode_name(args)
     out = check_output(args.out, overwrite=args.overwrite)  # before any sampling
     device = resolve_device(args.device)
     model = load_model(args.model, device)
     _, tokenizer = resolve_tokenizer(args.tokenizer, model)
+    plan = build_plan(args, model)
+    options = GenerateOptions(
+        tracker=CONFIDENCE_TRACKERS.build(args.tracker),
+        unmasking=UNMASKING_RULES.build(args.unmasking),
+        step=DECODE_STEPS.build(step_mode),
+        bos_id=tokenizer.eos_id if args.bos else None,
+        device=device,
+        progress=args.progress,
+    )
+    prompt = tokenizer.encode(args.prompt) if args.prompt else None
     result = generate(
-        model, build_plan(args, model), length=args.length, batch_size=args.batch_size, seed=args.seed,
-        prompt=tokenizer.encode(args.prompt) if args.prompt else None,
-        bos_id=tokenizer.eos_id if args.bos else None, eos_id=tokenizer.eos_id,
-        tracker=CONFIDENCE_TRACKERS.build(args.tracker), unmasking=UNMASKING_RULES.build(args.unmasking),
-        use_cache=args.use_cache, step_mode=args.step_mode, stop_at_eos=args.stop_at_eos,
-        reject_low_entropy=args.reject_low_entropy,
-        device=device, progress=args.progress,
-    )  # fmt: skip
-    records = sample_records(result, tokenizer.decode, step_mode=args.step_mode)
+        model,
+        plan,
+        length=args.length,
+        batch_size=args.batch_size,
+        prompt=prompt,
+        seed=args.seed,
+        options=options,
+    )
+    if args.reject_low_entropy:
+        result = redraw_low_entropy(model, plan, result, options=options)
+    if args.stop_at_eos:
+        result = truncate_at_eos(result, tokenizer.eos_id)
+    records = sample_records(result, tokenizer.decode, step_mode=step_mode)
     with atomic_write(out, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record) + "\n")
     print(format_trace(result))
     print(f"{len(records)} samples written to {args.out}")
     return 0
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """--device: a torch device string that this machine has."""
-    try:
-        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device name (e.g. cpu, cuda, cuda:1, mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name!r}: CUDA is not available on this machine (use --device cpu)")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UserError(f"--device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
 
 
 def sample_records(result: Any, decode: Any, *, step_mode: str = "dynamic") -> list[dict[str, Any]]:

@@ -9,13 +9,15 @@ import argparse
 from importlib import resources
 from pathlib import Path
 
+from dind.cli.support import positive_int, seed_int
+
 
 def _asset(name: str) -> str:
     return str(resources.files("dind") / "assets" / name)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dind.models.static_step import STEP_MODES  # torch: only once `dind reproduce` is parsed
+    from dind.models import DECODE_STEPS  # torch: only once `dind reproduce` is parsed
 
     parser.add_argument(
         "--model", action="append", default=None,
@@ -31,14 +33,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a small CPU run: 4 samples of 128 tokens, 11 plans (under a minute on 2 idle cores; "
         "on a shared CPU use dind --threads 1)",
     )
-    parser.add_argument("--num-samples", type=int, default=None, help="samples per plan (16; quick: 4)")
-    parser.add_argument("--batch-size", type=int, default=None, help="samples generated together (default 8)")
-    parser.add_argument("--length", type=int, default=None, help="sample length in tokens (256; quick: 128)")
-    parser.add_argument("--seed", type=int, default=0, help="sample i of every plan uses row_seed(seed, i)")
+    parser.add_argument(
+        "--num-samples", type=positive_int, default=None, help="samples per plan (16; quick: 4)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=None, help="samples generated together (default 8)"
+    )
+    parser.add_argument(
+        "--length", type=positive_int, default=None, help="sample length in tokens (256; quick: 128)"
+    )
+    parser.add_argument(
+        "--seed", type=seed_int, default=0, help="sample i of every plan uses row_seed(seed, i)"
+    )
     parser.add_argument("--device", default="cpu", help="device of the model and the judge (default: cpu)")
     parser.add_argument(
         "--step-mode",
-        choices=STEP_MODES,
+        choices=DECODE_STEPS.names(),
         default="dynamic",
         help="the sampler's cached step (default: dynamic; static/compiled: the same samples, faster on CPU)",
     )
@@ -46,13 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from dind.errors import ConfigError
     from dind.eval.reproduce_plans import ReproduceConfig
 
-    for option in ("num_samples", "batch_size", "length"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{option.replace('_', '-')} must be >= 1 (got {value})")
     return ReproduceConfig(
         models=tuple(args.model or [_asset("tiny-shakespeare")]),
         judge=args.judge or _asset("judge-shakespeare"),

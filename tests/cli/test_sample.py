@@ -5,7 +5,7 @@ import json
 
 import torch
 
-from dind.sampling import command
+from dind.cli import sample as command
 
 
 def main(argv):
@@ -57,11 +57,12 @@ SMALL = ["--model", "micro", "--tokenizer", "bytes", "--plan", "4 -> 16@0.5", "-
 
 def test_step_mode_reaches_generate_and_static_gives_the_dynamic_samples(tmp_path, monkeypatch):
     import dind.sampling
+    from dind.models.steps import decode_step_name
 
     seen, generate = [], dind.sampling.generate
 
     def spy(*args, **kwargs):
-        seen.append(kwargs["step_mode"])
+        seen.append(decode_step_name(kwargs["options"].step))
         return generate(*args, **kwargs)
 
     monkeypatch.setattr(dind.sampling, "generate", spy)
@@ -87,7 +88,8 @@ def test_a_bad_step_mode_is_argparse_s_one_line(tmp_path, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert "argument --step-mode: invalid choice: 'fast' (choose from 'dynamic', 'static', 'compiled')" in err
+    choices = "'compiled', 'dynamic', 'static', 'uncached'"
+    assert f"argument --step-mode: invalid choice: 'fast' (choose from {choices})" in err
     assert not (tmp_path / "s.jsonl").exists()
 
 
@@ -110,14 +112,22 @@ def test_a_cached_step_mode_with_no_cache_is_refused_before_the_model_loads(tmp_
 
 
 def test_dynamic_with_no_cache_and_cached_modes_with_the_cache_are_accepted():
-    for mode, use_cache in (("dynamic", False), ("dynamic", True), ("static", True), ("compiled", True)):
-        command.check_step_mode_options(argparse.Namespace(step_mode=mode, use_cache=use_cache))
+    for mode, use_cache, name in (
+        ("dynamic", False, "uncached"),
+        ("uncached", True, "uncached"),
+        ("dynamic", True, "dynamic"),
+        ("static", True, "static"),
+        ("compiled", True, "compiled"),
+    ):
+        assert command.step_mode_name(argparse.Namespace(step_mode=mode, use_cache=use_cache)) == name
 
 
 def test_a_half_precision_checkpoint_is_computed_in_fp32_on_cpu(tmp_path):
-    # as `dind demo` does with the bf16-stored demo model; the residual stream stays fp32
+    # as `dind demo` does with the bf16-stored demo model; the residual stream stays fp32. One rule
+    # for Python (dind.load) and the CLI (which calls it); an explicit dtype still wins
+    import dind
+    from dind.cli.support import load_model
     from dind.models import build, save_pretrained
-    from dind.sampling.command import load_model
 
     model = build("micro", init="random", generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
     save_pretrained(model, tmp_path / "bf16")
@@ -125,3 +135,6 @@ def test_a_half_precision_checkpoint_is_computed_in_fp32_on_cpu(tmp_path):
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
     expected = model.float().backbone.blocks[0].attn_qkv.weight
     assert torch.equal(loaded.backbone.blocks[0].attn_qkv.weight, expected)
+    assert {p.dtype for p in dind.load(tmp_path / "bf16").parameters()} == {torch.float32}
+    kept = dind.load(tmp_path / "bf16", dtype=torch.bfloat16)
+    assert {p.dtype for p in kept.parameters()} == {torch.bfloat16}

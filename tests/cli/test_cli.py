@@ -12,8 +12,8 @@ import types
 import pytest
 import torch
 
+import dind.cli.sample as sample_command
 import dind.sampling.block_sampler as block_sampler
-import dind.sampling.command as sample_command
 from dind.cli import main
 from dind.errors import ConfigError, DataFormatError, NonFiniteError, OutputExistsError, UserError
 from dind.registry import RegistryError
