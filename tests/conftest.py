@@ -16,6 +16,24 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--dind-plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_PATH",
+        help="load a dind plugin (a .py file or a module) before collection, so the contract tests, "
+        "parametrised over every registered name, check its components (repeatable)",
+    )
+
+
+def pytest_configure(config):
+    from dind.plugins import load_plugin
+
+    for spec in config.getoption("--dind-plugin"):
+        load_plugin(spec)
+
+
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)

@@ -106,12 +106,17 @@ def disk_full(tmp: Path) -> int:
 def generate_with(**kwargs):
     import torch
 
-    from dind.sampling import StagePlan, generate
+    from dind.sampling import GenerateOptions, StagePlan, generate
     from dind.sampling.oracles import MarkovOracle
 
     oracle = MarkovOracle(torch.full((4,), 0.25), torch.full((4, 4), 0.25))  # vocab 5, MASK 4
+    options = GenerateOptions(
+        **{key: kwargs.pop(key) for key in ("bos_id", "tracker", "unmasking") if key in kwargs}
+    )
     arguments = {"length": 16, "seed": 0, **kwargs}
-    return generate(oracle, arguments.pop("plan", StagePlan.parse("4 -> L@0.5")), **arguments)
+    return generate(
+        oracle, arguments.pop("plan", StagePlan.parse("4 -> L@0.5")), **arguments, options=options
+    )
 
 
 def parse(text: str, length: int | None = None):

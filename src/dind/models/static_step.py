@@ -17,7 +17,7 @@ Attention over the cache:
   ``key < start + width`` (a tensor), which a CUDA graph can capture.
 Positions at or after ``start + width`` hold stale or zero keys that are never attended, so logits
 equal the dynamic path's up to float rounding and samples are identical in practice in fp32
-(tests/sampling/test_static_step.py checks both). With bf16 weights the compiled step's GEMM
+(tests/models/test_static_step.py checks both). With bf16 weights the compiled step's GEMM
 kernels (inductor's) round differently from the eager ones, so its samples can differ in a few
 tokens: equally valid draws, not the same ones.
 

@@ -2,7 +2,7 @@
 
 A decode step is an object the caller builds and passes to ``generate`` through
 ``GenerateOptions(step=...)``. All steps give the same samples (the static and compiled ones up to
-float rounding: tests/sampling/test_static_step.py); they differ in speed only.
+float rounding: tests/models/test_static_step.py); they differ in speed only.
 
 - ``DynamicStep`` (the default): the model's own exact KV cache, shapes growing block by block.
 - ``UncachedStep``: no cache; every block is denoised by the uncached reference forward over the
