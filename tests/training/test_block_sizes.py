@@ -12,6 +12,7 @@ from dind.training.block_sizes import (
     BLOCK_SIZE_DISTRIBUTIONS,
     BlockSizeDistribution,
     check_divides,
+    draw_categorical,
     parse_block_sizes,
 )
 
@@ -180,3 +181,80 @@ def test_bad_text_names_the_parameter(text, message):
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(KeyError, match=r"unknown block_size_distributions 'trimodal'; known names: bimodal"):
         parse_block_sizes("trimodal:4,8,16")
+
+
+# ---- draw_categorical: the draw every shipped law uses ----
+
+# recorded with the draw the shipped laws had before draw_categorical (a private helper doing the
+# same multinomial): 16 sizes, then 1, then the generator's next integer (its state after)
+PINNED = {
+    "fixed:4": ([4] * 16, [4], 482366757),
+    "bimodal:4,1024,0.1": ([4] * 9 + [1024] + [4] * 6, [4], 114212774),
+    "uniform:4,16,64,256,1024": (
+        [16, 4, 64, 64, 16, 16, 4, 16, 16, 1024, 1024, 4, 256, 256, 16, 16],
+        [16],
+        106445033,
+    ),
+    "categorical:4=0.7,64=0.2,1024=0.1": ([4] * 9 + [1024, 64, 4, 64, 4, 4, 4], [4], 441937603),
+}
+
+
+@pytest.mark.parametrize("text", PINNED)
+def test_shipped_draws_are_bit_identical_to_the_recorded_ones(text):
+    dist = parse_block_sizes(text)
+    generator = torch.Generator().manual_seed(1234)
+    many, one = dist.sample(16, generator=generator).tolist(), dist.sample(1, generator=generator).tolist()
+    after = int(torch.randint(0, 10**9, (1,), generator=generator))
+    assert (many, one, after) == PINNED[text]
+    again = draw_categorical(
+        dist.support(), dist.probabilities(), 16, generator=torch.Generator().manual_seed(1234)
+    )
+    assert again.tolist() == PINNED[text][0]
+
+
+@given(
+    weights=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=6),
+    n=st.integers(1, 50),
+    seed=st.integers(0, 2**31),
+)
+def test_draw_categorical_is_one_float64_multinomial(weights, n, seed):
+    sizes = [4 * 2**k for k in range(len(weights))]
+    probabilities = [w / sum(weights) for w in weights]
+    draw = draw_categorical(sizes, probabilities, n, generator=torch.Generator().manual_seed(seed))
+    index = torch.multinomial(
+        torch.tensor(probabilities, dtype=torch.float64),
+        n,
+        replacement=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    assert draw.dtype == torch.long and torch.equal(draw, torch.tensor(sizes)[index])
+
+
+@pytest.mark.parametrize(
+    "sizes, probabilities, n, message",
+    [
+        ((4, 8), (1.0,), 3, r"sizes and probabilities must be non-empty and of one length \(got 2 sizes, 1"),
+        ((), (), 3, r"must be non-empty"),
+        ((4, 8), (0.5, -0.5), 3, r"probabilities must be finite, >= 0 and not all 0 \(got \(0.5, -0.5\)\)"),
+        ((4,), (float("nan"),), 3, r"probabilities must be finite"),
+        ((4,), (1.0,), 0, r"n must be a positive integer \(got 0\)"),
+    ],
+)
+def test_draw_categorical_names_bad_inputs(sizes, probabilities, n, message):
+    with pytest.raises(ValueError, match=message):
+        draw_categorical(sizes, probabilities, n)
+
+
+def test_a_law_written_with_draw_categorical_needs_no_sample_of_its_own():
+    class Thirds:
+        def support(self):
+            return (2, 4, 8)
+
+        def probabilities(self):
+            return (1 / 3, 1 / 3, 1 / 3)
+
+        def sample(self, n, *, generator=None):
+            return draw_categorical(self.support(), self.probabilities(), n, generator=generator)
+
+    assert isinstance(Thirds(), BlockSizeDistribution)
+    assert set(Thirds().sample(300, generator=torch.Generator().manual_seed(0)).tolist()) == {2, 4, 8}

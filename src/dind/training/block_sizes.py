@@ -2,12 +2,13 @@
 
 Draw one size per batch (``sample(1)``) or one per sample (``sample(batch)``). The text form used
 by configs and the CLI: "fixed:4", "bimodal:4,1024,0.1", "uniform:4,16,64,256,1024",
-"categorical:4=0.7,64=0.2,1024=0.1".
+"categorical:4=0.7,64=0.2,1024=0.1". ``draw_categorical`` is the draw they all share.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -38,12 +39,32 @@ BLOCK_SIZE_DISTRIBUTIONS: Registry[BlockSizeDistribution] = Registry(
 )
 
 
-def _draw(dist: BlockSizeDistribution, n: int, generator: torch.Generator | None) -> Tensor:
-    if not isinstance(n, int) or n < 1:
+def draw_categorical(
+    sizes: Sequence[int],
+    probabilities: Sequence[float],
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``n`` independent draws from the categorical law putting ``probabilities[i]`` on
+    ``sizes[i]``: an (n,) long tensor. What every shipped distribution's ``sample`` is, so a new
+    ``BlockSizeDistribution`` can write ``sample`` as
+    ``draw_categorical(self.support(), self.probabilities(), n, generator=generator)``.
+
+    The draw is one ``torch.multinomial`` over float64 probabilities (with replacement), so the
+    same generator state gives the same sizes on every machine and version of this function."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer (got {n!r})")
-    probs = torch.tensor(dist.probabilities(), dtype=torch.float64)
+    if len(sizes) != len(probabilities) or not sizes:
+        raise ValueError(
+            "sizes and probabilities must be non-empty and of one length "
+            f"(got {len(sizes)} sizes, {len(probabilities)} probabilities)"
+        )
+    probs = torch.tensor(tuple(probabilities), dtype=torch.float64)
+    if not bool(torch.isfinite(probs).all()) or bool((probs < 0).any()) or not float(probs.sum()) > 0:
+        raise ValueError(f"probabilities must be finite, >= 0 and not all 0 (got {tuple(probabilities)})")
     index = torch.multinomial(probs, n, replacement=True, generator=generator)
-    return torch.tensor(dist.support(), dtype=torch.long)[index]
+    return torch.tensor(tuple(sizes), dtype=torch.long)[index]
 
 
 def check_divides(dist: BlockSizeDistribution, length: int) -> None:
@@ -83,7 +104,7 @@ class FixedBlockSize:
         return (1.0,)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        return _draw(self, n, generator)
+        return draw_categorical(self.support(), self.probabilities(), n, generator=generator)
 
 
 @BLOCK_SIZE_DISTRIBUTIONS.register("bimodal")
@@ -115,7 +136,7 @@ class BimodalBlockSize:
         return (1.0 - self.global_probability, self.global_probability)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        return _draw(self, n, generator)
+        return draw_categorical(self.support(), self.probabilities(), n, generator=generator)
 
 
 @BLOCK_SIZE_DISTRIBUTIONS.register("uniform")
@@ -139,7 +160,7 @@ class UniformBlockSize:
         return tuple(1.0 / len(self.sizes) for _ in self.sizes)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        return _draw(self, n, generator)
+        return draw_categorical(self.support(), self.probabilities(), n, generator=generator)
 
 
 @BLOCK_SIZE_DISTRIBUTIONS.register("categorical")
@@ -174,7 +195,7 @@ class CategoricalBlockSize:
         return self.weights
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        return _draw(self, n, generator)
+        return draw_categorical(self.support(), self.probabilities(), n, generator=generator)
 
 
 def parse_block_sizes(text: str) -> BlockSizeDistribution:
