@@ -1,13 +1,17 @@
 from pathlib import Path
 
+import attrs
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dind.training import TrainConfig, apply_overrides, load_mapping
+from dind.models.config import DiTConfig
+from dind.models.presets import PRESETS
+from dind.training import LRSchedule, Objective, TrainConfig, apply_overrides, load_mapping
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = sorted(CONFIG_DIR.rglob("*.y*ml"))
 
 
 @given(
@@ -45,8 +49,8 @@ def test_overrides_reach_nested_keys_and_parse_yaml_values():
         ],
     )
     config = TrainConfig.from_dict(data)
-    assert config.optim.lr == 1e-4 and config.objective.block_size_options["draft"] == 8
-    assert config.data.corpus_options["paths"] == ["a", "b"]
+    assert config.optim.lr == 1e-4 and config.objective.block_sizes.options["draft"] == 8
+    assert config.data.corpus.options["paths"] == ["a", "b"]
     assert config.ema_decay is None and config.activation_checkpointing is True
 
 
@@ -85,7 +89,21 @@ def test_override_syntax_errors():
         apply_overrides({"steps": 3}, ["steps.x=1"])
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_shipped_configs_parse(path):
+def test_every_config_file_is_tested():
+    names = {path.relative_to(CONFIG_DIR).as_posix() for path in CONFIGS}
+    assert {"tiny-shakespeare.yaml", "bd3lm-110m-finetune-owt.yaml", "table3/bimodal.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.relative_to(CONFIG_DIR).as_posix() for p in CONFIGS])
+def test_shipped_configs_parse_and_build_their_cheap_components(path):
     config = TrainConfig.from_file(path)
     assert TrainConfig.from_dict(yaml.safe_load(config.to_yaml())) == config
+    assert "_options" not in path.read_text()  # written in the current spelling
+    # the model's config (no weights), the objective at the data length, the LR schedule
+    model = attrs.evolve(PRESETS.build(config.model.preset.name), **config.model.preset.options)
+    assert isinstance(model, DiTConfig)
+    length = config.data.length or model.model_length
+    assert length <= model.model_length
+    assert isinstance(config.objective.build(length), Objective)
+    assert isinstance(config.optim.schedule(config.steps), LRSchedule)
+    config.batch_geometry(8 if config.distributed != "none" else 1)

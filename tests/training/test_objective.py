@@ -1,3 +1,5 @@
+import re
+
 import attrs
 import pytest
 import torch
@@ -67,3 +69,18 @@ def test_fixed_block_sizes_override_the_mix():
     assert draw.block_sizes.tolist() == [8, 8, 8]
     with pytest.raises(ValueError, match="must divide length"):
         _objective().draw(clean, mask_id=MASK, low=0.1, high=0.9, block_sizes=5)
+
+
+@pytest.mark.parametrize("bad", ["bimodal:4,32,0.5", None, (4, 32)])
+def test_block_sizes_must_be_a_distribution(bad):
+    with pytest.raises(
+        TypeError, match=rf"block_sizes must be a BlockSizeDistribution .* \(got {re.escape(repr(bad))}\)"
+    ):
+        Objective(block_sizes=bad)
+
+
+def test_noise_draws_compare_by_identity():
+    objective = _objective()
+    draw = objective.draw(torch.zeros(2, 32, dtype=torch.long), mask_id=MASK, low=1e-3, high=1.0)
+    copy = draw.rows(slice(None))
+    assert draw == draw and draw != copy  # no elementwise tensor comparison (which would raise)

@@ -15,6 +15,7 @@ from dind.registry import RegistryError
 from dind.training import (
     BLOCK_SIZE_DISTRIBUTIONS,
     LR_SCHEDULES,
+    ComponentSpec,
     Objective,
     TrainConfig,
     Trainer,
@@ -36,12 +37,12 @@ FAST = ("steps=2", "eval_every=2", "save_every=2", "eval_at_start=false")
 def _by_hand(config, out_dir, *, block_sizes=None, make_optimizer=None, steps=4):
     """The components build_trainer makes for ``config``, made by hand from objects."""
     torch.manual_seed(config.seed)
-    model = models.build(config.model.preset)
+    model = models.build(config.model.preset.name)
     torch.manual_seed(config.seed)
-    source = CORPORA.build(config.data.corpus, **config.data.corpus_options)
+    source = CORPORA.build(config.data.corpus.name, **config.data.corpus.options)
     data = TrainingData.from_corpus(
         source,
-        TOKENIZERS.build(config.data.tokenizer),
+        TOKENIZERS.build(config.data.tokenizer.name),
         length=32,
         cache_dir=config.data.cache_dir,
         validation_fraction=0.2,
@@ -196,7 +197,9 @@ def test_plugins_and_component_specs_in_a_config(make_config, tmp_path):
     trainer = build_trainer(make_config(f"plugins=[{plugin}]", spec, "steps=1", "eval_every=null"))
     assert type(trainer.objective.block_sizes).__name__ == "GeometricBlockSize"
     assert trainer.objective.block_sizes.support() == (4, 8, 16, 32)
-    assert trainer.config.objective.block_sizes == "geometric"  # stored in the flat form
+    assert trainer.config.objective.block_sizes == ComponentSpec(
+        "geometric", {"smallest": 4, "largest": 32, "decay": 0.5}
+    )  # stored (and saved) as one spec: name and options
     assert TrainConfig.from_dict(apply_overrides(trainer.config.to_dict(), [])) == trainer.config
     trainer.fit()
 

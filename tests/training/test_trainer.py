@@ -126,7 +126,7 @@ def test_cli_trains_from_a_config_file_with_overrides(make_config, tmp_path, cap
     assert main(["train", "--config", str(config_path), "steps=3", "eval_every=null", "--resume"]) == 0
     assert read_trainer_state(find_checkpoint(tmp_path / "run"))["step"] == 3
     # the config file lacks the override: resuming says what differs from the checkpoint's config
-    assert "objective.block_sizes: 'fixed:8' -> " in capsys.readouterr().err
+    assert "objective.block_sizes: {'name': 'fixed', 'size': 8} -> " in capsys.readouterr().err
     # --resume PATH without --config continues with the checkpoint's own config
     assert main(["train", "--resume", str(tmp_path / "run"), "steps=4"]) == 0
     state = read_trainer_state(find_checkpoint(tmp_path / "run"))

@@ -69,10 +69,10 @@ def write_checkpoint(
     """Write ``export_model`` (already holding the weights to publish: the EMA) in BD3-LM format
     with the trainer state next to it, atomically; ``config_yaml`` (None: a run built from objects,
     no config to record) goes to train_config.yaml; ``periodic``: also copy it there (kept)."""
-    from dind import models
+    from dind.models.checkpoint import save_pretrained  # here: reading checkpoints needs no models
 
     with atomic_directory(directory) as staged:
-        models.save_pretrained(export_model, staged)
+        save_pretrained(export_model, staged)
         staged.mkdir(parents=True, exist_ok=True)
         torch.save(trainer_state, staged / TRAINER_STATE)
         if config_yaml is not None:

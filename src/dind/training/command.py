@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from dind.training.checkpointing import TRAIN_CONFIG, find_checkpoint
-from dind.training.config import TrainConfig, apply_overrides
+from dind.training.config import TrainConfig, apply_overrides, load_plugins
 from dind.training.rundir import check_out_dir, run_dir_of
 
 
@@ -62,11 +62,15 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def config_changes(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """``key: saved -> current`` for every leaf that differs between two config dicts."""
+    """``key: saved -> current`` for every leaf that differs between two config dicts (a component
+    spec whose name changed is one change)."""
     changes = []
     for key in sorted(set(saved) | set(current)):
         before, after = saved.get(key), current.get(key)
-        if isinstance(before, dict) and isinstance(after, dict):
+        same_kind = (
+            isinstance(before, dict) and isinstance(after, dict) and before.get("name") == after.get("name")
+        )
+        if same_kind:
             changes += config_changes(before, after, f"{prefix}{key}.")
         elif before != after:
             changes.append(f"{prefix}{key}: {before!r} -> {after!r}")
@@ -100,10 +104,8 @@ def _report_changes(resume: str, config: TrainConfig, step: int) -> None:
 
 
 def _rates(config: TrainConfig, steps: int) -> list[float]:
-    from dind.training.setup import build_lr_schedule, load_plugins
-
-    load_plugins(config)  # a schedule may come from a plugin
-    schedule = build_lr_schedule(config.optim, config.steps)
+    load_plugins(config.plugins)  # a schedule may come from a plugin
+    schedule = config.optim.schedule(config.steps)
     return [config.optim.lr * schedule.factor(k) for k in range(steps)]
 
 
@@ -145,15 +147,13 @@ def _resume_path(option: str | None, config: TrainConfig) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dind.training.setup import build_trainer
-
     config = resolve_config(args)
     if args.print_config:
         sys.stdout.write(config.to_yaml())
         return 0
     resume = _resume_path(args.resume, config)
     check_out_dir(config.out_dir, resume_from=resume, overwrite=args.overwrite)  # before any work
-    trainer = build_trainer(config, overwrite=args.overwrite)
+    trainer = config.build(overwrite=args.overwrite)
     if resume is not None:
         step = trainer.resume(resume)
         if trainer.context.is_main:

@@ -20,10 +20,15 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from dind.training.config import VarianceConfig
 from dind.training.distributed import DistributedContext
 from dind.training.objective import Objective, sample_nelbo
-from dind.training.variance import FULL_RANGE, SearchResult, candidate_intervals, clipped_schedule_search
+from dind.training.variance import (
+    FULL_RANGE,
+    SearchResult,
+    VarianceConfig,
+    candidate_intervals,
+    clipped_schedule_search,
+)
 
 _EVAL_SEED_OFFSET = 1_000_003
 _SINGLE = DistributedContext("none", 0, 1, torch.device("cpu"))
@@ -154,7 +159,7 @@ def eval_record(record: dict[str, float]) -> dict[str, Any]:
     return {"kind": "eval", **record, "val_ppl_bound": math.exp(min(record["val_nelbo"], 50.0))}
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # holds a model and tensor-indexed chunks
 class Validation:
     """``evaluate`` and ``search_interval`` with their inputs bound (what a Trainer holds)."""
 

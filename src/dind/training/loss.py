@@ -25,7 +25,7 @@ from dind.masking import per_row_block_sizes
 from dind.schedules import NoiseSchedule
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # holds tensors
 class LossResult:
     """``loss``: differentiable scalar (NELBO per position). ``nll_sum``: detached sum of token
     losses; ``tokens``: positions counted (``nll_sum / tokens`` aggregates over micro-batches and

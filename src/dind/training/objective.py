@@ -4,6 +4,9 @@ Randomness comes only from the generator passed in, and the draw is made for the
 (on CPU, so a run is reproducible on any device). The trainer draws for the whole global batch
 on every rank and keeps its own rows (``NoiseDraw.rows``), so N processes (or N accumulation
 micro-steps) see exactly the noise one process would see on the same global batch.
+
+``ObjectiveConfig`` (the config's ``objective`` section) names the components an ``Objective``
+is built from; ``ObjectiveConfig.build(length)`` builds it.
 """
 
 from __future__ import annotations
@@ -14,14 +17,29 @@ import attrs
 import torch
 from torch import Tensor
 
-from dind import masking
-from dind.schedules import LogLinearSchedule, NoiseSchedule, StratifiedTimeSampler, TimeSampler
+import dind.masking as masking
+from dind.schedules import (
+    SCHEDULES,
+    TIME_SAMPLERS,
+    LogLinearSchedule,
+    NoiseSchedule,
+    StratifiedTimeSampler,
+    TimeSampler,
+)
+from dind.training.block_sizes import (
+    BLOCK_SIZE_DISTRIBUTIONS,
+    BlockSizeDistribution,
+    check_divides,
+    parse_block_sizes,
+)
+from dind.training.components import ComponentSpec, build_component, spec_field, spec_of
+from dind.training.fields import one_of
 from dind.training.loss import LossResult, as_block_size_tensor, nelbo
 
 BlockSizeDraw = Literal["batch", "sample"]
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # holds tensors: compare them with torch.equal
 class NoiseDraw:
     """One forward-process draw for a batch: tokens (batch, length) long, ``masked`` (batch, length)
     bool, ``t_positions`` (batch, length) float (each position carries its block's time),
@@ -40,6 +58,14 @@ class NoiseDraw:
         return NoiseDraw(*(getattr(self, f.name).to(device) for f in attrs.fields(NoiseDraw)))
 
 
+def _distribution(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, BlockSizeDistribution):
+        raise TypeError(
+            f"{attribute.name} must be a BlockSizeDistribution (support(), probabilities() and "
+            f"sample(n, generator=...); parse_block_sizes makes one from text) (got {value!r})"
+        )
+
+
 @attrs.frozen
 class Objective:
     """L_mixed = E_{B ~ block_sizes} [ L_BD(x; B) ].
@@ -50,7 +76,7 @@ class Objective:
     freeze_first_token: position 0 (BOS) is never masked.
     """
 
-    block_sizes: Any  # a dind.training.block_sizes.BlockSizeDistribution
+    block_sizes: BlockSizeDistribution = attrs.field(validator=_distribution)
     schedule: NoiseSchedule = attrs.field(factory=LogLinearSchedule)
     time_sampler: TimeSampler = attrs.field(factory=StratifiedTimeSampler)
     block_size_draw: BlockSizeDraw = attrs.field(
@@ -143,3 +169,45 @@ def sample_nelbo(
         clean.cpu(), mask_id=mask_id, low=low, high=high, generator=generator, block_sizes=block_sizes
     )
     return objective.loss(model, draw.to(device), mask_id=mask_id)
+
+
+def _block_sizes_from_text(text: str) -> ComponentSpec:
+    """ "bimodal:4,1024,0.1" -> {name: bimodal, draft: 4, global_size: 1024, global_probability: 0.1}."""
+    return spec_of(BLOCK_SIZE_DISTRIBUTIONS, text.partition(":")[0].strip(), parse_block_sizes(text))
+
+
+@attrs.frozen
+class ObjectiveConfig:
+    """``block_sizes``: a BLOCK_SIZE_DISTRIBUTIONS spec (``{name: bimodal, draft: 4, ...}``, or the
+    text form "bimodal:4,1024,0.1", "fixed:4"); ``schedule``: a SCHEDULES spec; ``time_sampler``: a
+    TIME_SAMPLERS spec. ``block_size_draw``: one size per batch or per row."""
+
+    block_sizes: ComponentSpec = spec_field(
+        BLOCK_SIZE_DISTRIBUTIONS,
+        key="objective.block_sizes",
+        default="bimodal:4,1024,0.1",
+        text=_block_sizes_from_text,
+    )
+    block_size_draw: BlockSizeDraw = attrs.field(default="sample", validator=one_of("batch", "sample"))
+    schedule: ComponentSpec = spec_field(SCHEDULES, key="objective.schedule", default="loglinear")
+    time_sampler: ComponentSpec = spec_field(
+        TIME_SAMPLERS, key="objective.time_sampler", default="stratified"
+    )
+    resample: bool = False
+    freeze_first_token: bool = True
+
+    def build_block_sizes(self) -> BlockSizeDistribution:
+        return build_component(BLOCK_SIZE_DISTRIBUTIONS, self.block_sizes, key="objective.block_sizes")
+
+    def build(self, length: int) -> Objective:
+        """The Objective, for sequences of ``length`` tokens (every block size must divide it)."""
+        distribution = self.build_block_sizes()
+        check_divides(distribution, length)
+        return Objective(
+            block_sizes=distribution,
+            schedule=build_component(SCHEDULES, self.schedule, key="objective.schedule"),
+            time_sampler=build_component(TIME_SAMPLERS, self.time_sampler, key="objective.time_sampler"),
+            block_size_draw=self.block_size_draw,
+            resample=self.resample,
+            freeze_first_token=self.freeze_first_token,
+        )

@@ -3,12 +3,13 @@
 A schedule is a pure function of the optimizer step (``factor(step)`` multiplies the base rate);
 ``lambda_lr`` turns one into a ``torch.optim.lr_scheduler.LambdaLR`` (the object the Trainer
 takes), and ``seek`` puts a scheduler at a step, so resuming needs only the step number.
+``OptimConfig`` (the config's ``optim`` section) builds the AdamW and its LambdaLR.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 import attrs
@@ -17,7 +18,9 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from dind.registry import Registry
-from dind.validation import non_negative_int
+from dind.training.components import ComponentSpec, build_component, spec_field
+from dind.training.fields import finite, floats, one_of
+from dind.validation import non_negative_int, positive_number
 
 
 @runtime_checkable
@@ -139,3 +142,50 @@ def seek(scheduler: LambdaLR, step: int) -> None:
         group["initial_lr"], group["lr"] = base, rate
     scheduler.last_epoch = step
     scheduler._last_lr = rates  # what get_last_lr() answers
+
+
+def _betas(value: Sequence[float]) -> tuple[float, float]:
+    if len(value) != 2:
+        raise ValueError(f"betas must hold two floats (got {value!r})")
+    return floats(value)  # type: ignore[return-value]
+
+
+@attrs.frozen
+class OptimConfig:
+    """AdamW (``build_adamw``) and its learning-rate schedule: ``lr_schedule`` is an LR_SCHEDULES
+    spec (``{name: cosine, min_ratio: 0.1}``), built with ``warmup_steps`` and the run's steps."""
+
+    lr: float = attrs.field(default=3e-4, converter=float, validator=[finite, positive_number])
+    betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), converter=_betas)
+    eps: float = attrs.field(default=1e-8, converter=float, validator=positive_number)
+    weight_decay: float = attrs.field(default=0.0, converter=float, validator=attrs.validators.ge(0.0))
+    lr_schedule: ComponentSpec = spec_field(
+        LR_SCHEDULES, key="optim.lr_schedule", default="constant", given=("warmup_steps", "total_steps")
+    )
+    warmup_steps: int = attrs.field(default=2500, validator=non_negative_int)
+    implementation: OptimizerImplementation = attrs.field(default="auto", validator=one_of(*IMPLEMENTATIONS))
+
+    def schedule(self, total_steps: int) -> LRSchedule:
+        return build_component(
+            LR_SCHEDULES,
+            self.lr_schedule,
+            key="optim.lr_schedule",
+            warmup_steps=self.warmup_steps,
+            total_steps=total_steps,
+        )
+
+    def build(
+        self, model: nn.Module, total_steps: int, device: torch.device | str | None = None
+    ) -> tuple[torch.optim.Optimizer, LambdaLR]:
+        """AdamW over ``model``'s parameters (to be trained on ``device``) and the LambdaLR of the
+        schedule."""
+        optimizer = build_adamw(
+            model.named_parameters(),
+            lr=self.lr,
+            betas=self.betas,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            implementation=self.implementation,
+            device=device,
+        )
+        return optimizer, lambda_lr(optimizer, self.schedule(total_steps))

@@ -1,15 +1,42 @@
-"""Config files and ``a.b=value`` overrides, as plain nested dicts (before any structuring)."""
+"""Config files and ``a.b=value`` overrides, as plain nested dicts (before any structuring), and
+the deprecated spellings they may still use.
+
+Deprecated (read, never written; ``TrainConfig.to_dict`` writes the new spelling):
+
+- the flat options keys ``model.options``, ``data.corpus_options``, ``objective.block_size_options``,
+  ``objective.schedule_options``, ``optim.lr_schedule_options``: the options of the component key
+  next to them (``model.preset``, ``data.corpus``, ...), whose spec now holds its own options
+  (``block_sizes: {name: bimodal, draft: 4}``). In a file, ``block_sizes: bimodal`` with
+  ``block_size_options: {draft: 4}`` reads as that spec. An override of a flat key acts on the
+  options of the spec as the file has it: ``objective.block_size_options={...}`` replaces them,
+  ``objective.block_size_options.draft=8`` sets one, ``"objective.block_size_options={}"`` clears
+  them (and is a no-op next to a text form such as ``objective.block_sizes=fixed:4``).
+- ``optim.grad_clip``: now the top-level ``grad_clip`` (a Trainer setting like ``steps``).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["apply_overrides", "load_mapping"]
+from dind.training.components import ComponentSpec
+
+__all__ = ["MOVED_KEYS", "OPTION_ALIASES", "apply_overrides", "fold_deprecated", "load_mapping"]
+
+# (section, flat options key) -> the component key whose options it holds
+OPTION_ALIASES: dict[tuple[str, str], str] = {
+    ("model", "options"): "preset",
+    ("data", "corpus_options"): "corpus",
+    ("objective", "block_size_options"): "block_sizes",
+    ("objective", "schedule_options"): "schedule",
+    ("optim", "lr_schedule_options"): "lr_schedule",
+}
+# a key's old path -> its path now
+MOVED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {("optim", "grad_clip"): ("grad_clip",)}
 
 
 def load_mapping(path: str | Path) -> dict[str, Any]:
@@ -26,22 +53,126 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``["optim.lr=1e-4", "objective.block_size_options.draft=8"]`` -> a new nested dict; values
-    are parsed as YAML (numbers, booleans, null, lists)."""
-    result = json.loads(json.dumps(data))  # a deep copy of plain data
+    """``["optim.lr=1e-4", "objective.block_sizes.draft=8"]`` -> a new nested dict; values are
+    parsed as YAML (numbers, booleans, null, lists, mappings). Deprecated spellings (above) in
+    ``data`` are folded into the new ones first; deprecated keys in overrides act on those."""
+    result = fold_deprecated(json.loads(json.dumps(data)))  # a deep copy of plain data
     for override in overrides:
         key, separator, raw = override.partition("=")
         if not separator or not key:
             raise ValueError(f"override must look like key.sub=value (got {override!r})")
-        *parents, leaf = key.split(".")
-        node = result
-        for parent in parents:
-            child = node.setdefault(parent, {})
-            if not isinstance(child, dict):
-                raise ValueError(f"override {key!r}: {parent!r} is not a section (got {child!r})")
-            node = child
-        node[leaf] = _parse_value(raw)
+        path = _moved(tuple(key.split(".")))
+        value = _parse_value(raw)
+        section = result.get(path[0])
+        component = OPTION_ALIASES.get(path[:2])
+        if component is not None and isinstance(section, dict) and component in section:
+            where, flat = f"{path[0]}.{component}", ".".join(path[:2])
+            section[component] = _set_options(section[component], path[2:], value, where, flat)
+        else:
+            _set(result, path, value, key)
     return result
+
+
+def fold_deprecated(
+    data: dict[str, Any], default: Callable[[str, str], ComponentSpec] | None = None
+) -> dict[str, Any]:
+    """``data`` (changed in place) with its deprecated spellings in the new places. A flat options
+    key whose component key is absent stays as it is or, given ``default(section, key)`` (that
+    component's default spec), sets options of that default."""
+    for old, new in MOVED_KEYS.items():
+        parent = _node(data, old[:-1])
+        if parent is None or old[-1] not in parent:
+            continue
+        value = parent.pop(old[-1])
+        target = _node(data, new[:-1], create=True)
+        if target is None:
+            raise ValueError(f"{'.'.join(new[:-1])} must be a mapping (got {data.get(new[0])!r})")
+        if new[-1] in target and target[new[-1]] != value:
+            raise ValueError(
+                f"{'.'.join(old)} is a deprecated spelling of {'.'.join(new)}: give one of them "
+                f"(got {value!r} and {target[new[-1]]!r})"
+            )
+        target[new[-1]] = value
+    for (name, options_key), component in OPTION_ALIASES.items():
+        section = data.get(name)
+        if not isinstance(section, dict) or options_key not in section:
+            continue
+        where, flat = f"{name}.{component}", f"{name}.{options_key}"
+        options = section.pop(options_key)
+        if component in section:
+            section[component] = _merge(section[component], options, where, flat)
+        elif default is not None:
+            spec = default(name, component)
+            merged = {**spec.options, **_mapping(options, flat)}
+            section[component] = ComponentSpec(spec.name, merged).to_dict()
+        else:
+            section[options_key] = options
+    return data
+
+
+def _merge(spec: Any, options: Any, where: str, flat: str) -> Any:
+    """A file's component ``spec`` and its flat ``options``: given in one place or the other."""
+    if not options:
+        return spec
+    if not (isinstance(spec, str) and ":" in spec) and ComponentSpec.parse(spec, key=where).options:
+        raise ValueError(
+            f"{where} gives its options inline, so {flat} must be empty (got {spec!r} and {options!r})"
+        )
+    return _set_options(spec, (), options, where, flat)
+
+
+def _set_options(spec: Any, path: tuple[str, ...], value: Any, where: str, flat: str) -> Any:
+    """``spec`` (any spelling) with its options replaced by ``value`` (``path`` empty) or with the
+    option at ``path`` set to it, in the canonical spelling."""
+    if isinstance(spec, str) and ":" in spec:  # a text form holds its options itself
+        if not path and not value:
+            return spec
+        raise ValueError(f"{flat} must be empty when {where} is in text form (got {spec!r} with {value!r})")
+    current = ComponentSpec.parse(spec, key=where)
+    if path:
+        options = json.loads(json.dumps(dict(current.options)))
+        _set(options, path, value, ".".join((flat, *path)))
+    else:
+        options = _mapping(value, flat)
+    return ComponentSpec(current.name, options).to_dict()
+
+
+def _mapping(value: Any, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key} must be a mapping of options (got {value!r})")
+    return dict(value)
+
+
+def _moved(path: tuple[str, ...]) -> tuple[str, ...]:
+    for old, new in MOVED_KEYS.items():
+        if path[: len(old)] == old:
+            return new + path[len(old) :]
+    return path
+
+
+def _node(data: dict[str, Any], path: tuple[str, ...], *, create: bool = False) -> dict[str, Any] | None:
+    node = data
+    for part in path:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if not create or child is not None:
+                return None
+            child = node[part] = {}
+        node = child
+    return node
+
+
+def _set(data: dict[str, Any], path: Sequence[str], value: Any, key: str) -> None:
+    *parents, leaf = path
+    node = data
+    for parent in parents:
+        child = node.setdefault(parent, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"override {key!r}: {parent!r} is not a section (got {child!r})")
+        node = child
+    node[leaf] = value
 
 
 def _parse_value(raw: str) -> Any:

@@ -1,107 +1,76 @@
-"""The Trainer's plain inputs: ``TrainingData`` (what it reads) and ``TrainSettings`` (how long,
-how often, where to). Components (model, objective, optimizer, scheduler) are passed as objects."""
+"""``TrainSettings``: how long, how often, where to. The Trainer's plain settings and, by
+inheritance, the top-level keys of a ``TrainConfig`` (one definition and one validator per field).
+Components (model, objective, data, optimizer, scheduler) are passed to the Trainer as objects.
+"""
 
 from __future__ import annotations
 
-import os
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
 
 import attrs
-from torch import Tensor
 
-from dind.training.config import Precision, TrainConfig, VarianceConfig, _one_of
-from dind.validation import positive_int, positive_number
+from dind.training.data import TrainBatches, TrainingData
+from dind.training.fields import one_of, optional_float, positive_int_or_null, positive_number_or_null
+from dind.training.variance import VarianceConfig
+from dind.validation import positive_int
 
-_positive_int_or_none = positive_int.or_none()
+__all__ = ["Precision", "RecordedConfig", "TrainBatches", "TrainSettings", "TrainingData"]  # data: in .data
 
-
-@runtime_checkable
-class TrainBatches(Protocol):
-    """The training stream: ``next(n)`` -> (n, length) long tokens; its position is a state dict
-    (saved in every checkpoint, so a resumed run reads the rows it would have read)."""
-
-    def next(self, batch_size: int) -> Tensor: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+Precision = Literal["auto", "fp32", "bf16"]
 
 
-def _batches(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, TrainBatches):
-        raise TypeError(
-            f"{attribute.name} must have next(batch_size), state_dict() and load_state_dict() "
-            f"(got {type(value).__name__})"
-        )
+class RecordedConfig(Protocol):
+    """What a Trainer records of the config it was built from (a ``TrainConfig``)."""
 
-
-@attrs.frozen
-class TrainingData:
-    """``train``: the training stream (``dind.data.ChunkBatches``); ``validation``: held-out chunks
-    indexed by a tensor of indices (``dind.data.TokenChunks``), or None when nothing is evaluated;
-    ``length``: tokens per row."""
-
-    train: TrainBatches = attrs.field(validator=_batches)
-    validation: Any
-    length: int = attrs.field(validator=positive_int)
-
-    @classmethod
-    def from_corpus(
-        cls,
-        source: Any,
-        tokenizer: Any,
-        *,
-        length: int,
-        cache_dir: str | os.PathLike[str],
-        validation_fraction: float = 0.05,
-        split_seed: int = 0,
-        chunk_format: str = "bos",
-        seed: int = 0,
-        shuffle: bool = True,
-    ) -> TrainingData:
-        """Tokenise ``source`` (a ``dind.data`` corpus) once into ``cache_dir`` (found, not rebuilt,
-        later), cut both splits into chunks of ``length``, read the training split in an order
-        seeded by ``seed``."""
-        from dind.data import ChunkBatches, TokenChunks, build_token_cache
-
-        cache = build_token_cache(
-            source, tokenizer, cache_dir, validation_fraction=validation_fraction, split_seed=split_seed
-        )
-        train = TokenChunks.open(cache, "train", length, chunk_format)
-        validation = TokenChunks.open(cache, "validation", length, chunk_format)
-        return cls(ChunkBatches(train, seed=seed, shuffle=shuffle), validation, length)
+    def to_yaml(self) -> str: ...
 
 
 @attrs.frozen
 class TrainSettings:
-    """Every field as in ``TrainConfig`` (same names, same meaning, same defaults)."""
+    """``batch_size`` is global (sequences per optimizer step, all processes); each process runs
+    ``micro_batch_size`` rows per forward (null: batch_size / world size) and accumulates gradients
+    over batch_size / (micro_batch_size * world size) forwards. ``ema_decay`` null = no EMA;
+    ``grad_clip`` null = no clipping; ``eval_every`` / ``save_every`` null = never."""
 
     steps: int = attrs.field(default=1000, validator=positive_int)
     batch_size: int = attrs.field(default=32, validator=positive_int)
-    micro_batch_size: int | None = attrs.field(default=None, validator=_positive_int_or_none)
+    micro_batch_size: int | None = attrs.field(default=None, validator=positive_int_or_null)
     seed: int = 0
     ema_decay: float | None = attrs.field(
         default=0.9999,
+        converter=optional_float("ema_decay"),
         validator=attrs.validators.optional([attrs.validators.ge(0.0), attrs.validators.lt(1.0)]),
     )
-    grad_clip: float | None = attrs.field(default=1.0, validator=positive_number.or_none())
-    precision: Precision = attrs.field(default="auto", validator=_one_of("auto", "fp32", "bf16"))
+    grad_clip: float | None = attrs.field(
+        default=1.0, converter=optional_float("grad_clip"), validator=positive_number_or_null
+    )
+    precision: Precision = attrs.field(default="auto", validator=one_of("auto", "fp32", "bf16"))
     activation_checkpointing: bool = False
     compile: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     out_dir: str = attrs.field(default="runs/train", converter=str)
     log_every: int = attrs.field(default=10, validator=positive_int)
-    eval_every: int | None = attrs.field(default=500, validator=_positive_int_or_none)
+    eval_every: int | None = attrs.field(default=500, validator=positive_int_or_null)
     eval_batches: int = attrs.field(default=16, validator=positive_int)
     eval_at_start: bool = True
     variance: VarianceConfig = attrs.field(factory=VarianceConfig)
-    save_every: int | None = attrs.field(default=1000, validator=_positive_int_or_none)
-    keep_every: int | None = attrs.field(default=None, validator=_positive_int_or_none)
+    save_every: int | None = attrs.field(default=1000, validator=positive_int_or_null)
+    keep_every: int | None = attrs.field(default=None, validator=positive_int_or_null)
     progress: bool = True
 
     @classmethod
-    def from_config(cls, config: TrainConfig) -> TrainSettings:
-        names = {field.name for field in attrs.fields(cls)} - {"grad_clip"}
-        return cls(grad_clip=config.optim.grad_clip, **{name: getattr(config, name) for name in names})
+    def from_keywords(cls, keywords: Mapping[str, Any], *, caller: str = "TrainSettings") -> TrainSettings:
+        """``cls(**keywords)``, but a name that is not a setting is an error listing the valid ones."""
+        valid = [field.name for field in attrs.fields(cls)]
+        unknown = sorted(set(keywords) - set(valid))
+        if unknown:
+            raise TypeError(f"{caller} got unknown settings {unknown}; valid settings: {valid}")
+        return cls(**keywords)
+
+    @classmethod
+    def from_config(cls, config: TrainSettings) -> TrainSettings:
+        """The settings part of a ``TrainConfig`` (or of any TrainSettings subclass)."""
+        return cls(**{field.name: getattr(config, field.name) for field in attrs.fields(cls)})
 
     def batch_geometry(self, world_size: int) -> tuple[int, int]:
         """(micro-batch rows per process, accumulation steps) for the global ``batch_size``."""

@@ -19,7 +19,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from dind.training import checkpointing as ckpt
+import dind.training.checkpointing as ckpt
+from dind.training.data import TrainBatches
 from dind.training.distributed import (
     DistributedContext,
     load_model_state,
@@ -30,7 +31,6 @@ from dind.training.distributed import (
 )
 from dind.training.ema import ExponentialMovingAverage
 from dind.training.optim import seek
-from dind.training.settings import TrainBatches
 
 FORMAT = 2
 REQUIRED = ("step", "tokens_seen", "model", "optimizer", "ema", "rng", "data", "world_size")

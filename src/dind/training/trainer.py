@@ -27,18 +27,18 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+import dind.training.checkpointing as ckpt
+import dind.training.rundir as rundir
+import dind.training.state as checkpoint_state
 from dind.registry import Registry
-from dind.training import checkpointing as ckpt
-from dind.training import rundir
-from dind.training import state as checkpoint_state
 from dind.training.block_sizes import check_divides
-from dind.training.config import TrainConfig
+from dind.training.data import TrainingData
 from dind.training.distributed import DistributedContext, init_distributed, unwrap
 from dind.training.ema import ExponentialMovingAverage
 from dind.training.evaluation import Validation, eval_record, variance_record
 from dind.training.metrics import MetricsLog, Throughput, progress_bar, train_record
 from dind.training.objective import Objective
-from dind.training.settings import TrainingData, TrainSettings
+from dind.training.settings import RecordedConfig, TrainSettings
 from dind.training.step import accumulate_gradients, clip_gradients, non_finite_error
 from dind.training.variance import sampling_interval, set_sampling_interval
 from dind.training.wiring import autocast_dtype, check_components, place_model
@@ -65,11 +65,11 @@ class Trainer:
         scheduler: LambdaLR,
         *,
         context: DistributedContext | None = None,
-        config: TrainConfig | None = None,
+        config: RecordedConfig | None = None,
         overwrite: bool = False,
         **settings: Any,
     ):
-        self.settings = settings = TrainSettings(**settings)
+        self.settings = settings = TrainSettings.from_keywords(settings, caller="Trainer")
         check_components(model, objective, optimizer, scheduler)
         if not isinstance(data, TrainingData):
             raise TypeError(f"data must be a dind.training.TrainingData (got {type(data).__name__})")

@@ -5,6 +5,7 @@ Every candidate interval is scored on the same batches with the same noise seed 
 numbers), so the comparison measures the interval, not the draw. The argmin is written into the
 model's ``sampling_eps_min`` / ``sampling_eps_max`` buffers, so it travels with the checkpoint and
 the training loop reads it back from there. Reported validation NELBO always uses (1e-3, 1).
+``VarianceConfig`` (the config's ``variance`` section) says when and how the Trainer searches.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import attrs
 import torch
 from torch import Tensor
 
+from dind.training.fields import floats, positive_int_or_null
 from dind.training.objective import Objective, sample_nelbo
+from dind.validation import positive_int, positive_number
 
 Interval = tuple[float, float]
 FULL_RANGE: Interval = (1e-3, 1.0)
@@ -41,6 +44,22 @@ def candidate_intervals(
 
 
 @attrs.frozen
+class VarianceConfig:
+    """BD3-LM's clipped-schedule search. ``every``: optimizer steps between searches (null: only at
+    validation when ``at_validation``). ``block_size`` null = the smallest size the mix draws.
+    ``widths`` / ``step``: the candidate intervals (the defaults give BD3-LM's 36)."""
+
+    enabled: bool = False
+    every: int | None = attrs.field(default=None, validator=positive_int_or_null)
+    at_validation: bool = True
+    batches: int = attrs.field(default=8, validator=positive_int)
+    block_size: int | None = attrs.field(default=None, validator=positive_int_or_null)
+    seed: int = 0
+    widths: tuple[float, ...] = attrs.field(default=(0.5, 0.6, 0.7, 0.8, 0.9), converter=floats)
+    step: float = attrs.field(default=0.05, converter=float, validator=positive_number)
+
+
+@attrs.frozen(eq=False)  # holds tensors
 class SearchResult:
     """``variances``: (intervals,) float64 variance of the per-block losses under each interval."""
 
