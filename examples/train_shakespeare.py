@@ -47,9 +47,9 @@ def main() -> None:
                 f"batch_size={args.batch_size}",
                 f"out_dir={args.out}",
                 f"data.length={args.length}",
-                f"model.options.model_length={args.length}",
-                f"data.corpus_options.paths=[{ROOT / 'data' / 'shakespeare'}]",
-                f"objective.block_size_options={{draft: {args.draft}, global_size: {args.length}, "
+                f"model.preset.model_length={args.length}",
+                f"data.corpus.paths=[{ROOT / 'data' / 'shakespeare'}]",
+                f"objective.block_sizes={{name: bimodal, draft: {args.draft}, global_size: {args.length}, "
                 f"global_probability: {args.global_probability}}}",
             ],
         )
@@ -65,7 +65,7 @@ def main() -> None:
     # the checkpoint is a BD3-LM-format directory: load the EMA weights like any released model,
     # then let it infill a masked span of held-out text in one bidirectional (global-block) pass
     model = dind.load(find_checkpoint(args.out))
-    tokenizer = TOKENIZERS.build(config.data.tokenizer)
+    tokenizer = TOKENIZERS.build(config.data.tokenizer.name, **config.data.tokenizer.options)
     clean = trainer.validation.batch(0)[:1]
     length = clean.shape[1]
     start, end = length // 4, length // 2  # mask the second quarter, show the first three
