@@ -221,6 +221,8 @@ def write_curve(result: dict, out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out / "training-tiny-shakespeare.png", dpi=120)
     config, machine_info = result["config"], result["machine"]
+    objective = config["objective"]  # results recorded before component specs have flat options
+    law = f"{objective['block_sizes']} {objective.get('block_size_options', '')}".strip()
     lines = [
         "# tiny DiT on Shakespeare: validation NELBO while training (CPU)",
         "",
@@ -228,9 +230,8 @@ def write_curve(result: dict, out: Path) -> None:
         f"wall time {result['wall_s'] / 60:.1f} min for {config['steps']} steps of "
         f"{config['batch_size']} x {config['data']['length']} bytes.",
         "",
-        f"Objective: {config['objective']['block_sizes']} {config['objective']['block_size_options']}, "
-        f"draw per {config['objective']['block_size_draw']}; validation: {config['eval_batches']} batches, "
-        "range (1e-3, 1), EMA weights.",
+        f"Objective: {law}, draw per {objective['block_size_draw']}; "
+        f"validation: {config['eval_batches']} batches, range (1e-3, 1), EMA weights.",
         "",
         "| step | val NELBO (mix) | "
         + " | ".join(k for k in evals[0] if k.startswith("val_nelbo_block"))
