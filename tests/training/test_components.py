@@ -212,6 +212,10 @@ def test_an_old_config_file_loads_as_the_new_one(tmp_path):
             ["optim.lr_schedule_options={min_ratio: 0.5}"],
             {"optim.lr_schedule": ComponentSpec("cosine", {"min_ratio": 0.5})},
         ),
+        (  # a component given by its bare name takes an option with a dot
+            ["optim.lr_schedule.min_ratio=0.5"],
+            {"optim.lr_schedule": ComponentSpec("cosine", {"min_ratio": 0.5})},
+        ),
         (["optim.grad_clip=null"], {"grad_clip": None}),
         (["grad_clip=2.0"], {"grad_clip": 2.0}),
     ],
@@ -250,6 +254,14 @@ def test_old_and_new_override_spellings_on_old_and_new_files(tmp_path, base, ove
 def test_ambiguous_old_spellings_are_refused(data, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_dict(data)
+
+
+def test_a_text_form_takes_no_option_override():
+    with pytest.raises(ValueError, match=r"'block_sizes' is not a section \(got 'fixed:4'\)"):
+        TrainConfig.from_file(TINY, ["objective.block_sizes=fixed:4", "objective.block_sizes.size=8"])
+    message = r"must be empty when objective.block_sizes is in text form \(got 'fixed:4' with \{'size': 8\}\)"
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_file(TINY, ["objective.block_sizes=fixed:4", "objective.block_size_options.size=8"])
 
 
 def test_flat_options_without_their_component_key_set_the_default_components_options():

@@ -27,6 +27,7 @@ import attrs
 from dind.registry import Registry, RegistryError
 
 RESERVED = ("name", "options")  # keys of the mapping spelling itself
+SPEC_KEYS: set[str] = set()  # the config keys declared with spec_field ("objective.block_sizes", ...)
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
@@ -171,4 +172,5 @@ def spec_field(
     def check(instance: Any, attribute: attrs.Attribute, value: ComponentSpec) -> None:
         check_spec(registry, value, key=key, given=given, accepted=accepted)
 
+    SPEC_KEYS.add(key)
     return attrs.field(default=default, converter=convert, validator=check, metadata={"key": key})

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from dind.training.components import ComponentSpec
+from dind.training.components import SPEC_KEYS, ComponentSpec
 
 __all__ = ["MOVED_KEYS", "OPTION_ALIASES", "apply_overrides", "fold_deprecated", "load_mapping"]
 
@@ -69,6 +69,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             where, flat = f"{path[0]}.{component}", ".".join(path[:2])
             section[component] = _set_options(section[component], path[2:], value, where, flat)
         else:
+            _open_spec(result, path)
             _set(result, path, value, key)
     return result
 
@@ -80,19 +81,7 @@ def fold_deprecated(
     key whose component key is absent stays as it is or, given ``default(section, key)`` (that
     component's default spec), sets options of that default."""
     for old, new in MOVED_KEYS.items():
-        parent = _node(data, old[:-1])
-        if parent is None or old[-1] not in parent:
-            continue
-        value = parent.pop(old[-1])
-        target = _node(data, new[:-1], create=True)
-        if target is None:
-            raise ValueError(f"{'.'.join(new[:-1])} must be a mapping (got {data.get(new[0])!r})")
-        if new[-1] in target and target[new[-1]] != value:
-            raise ValueError(
-                f"{'.'.join(old)} is a deprecated spelling of {'.'.join(new)}: give one of them "
-                f"(got {value!r} and {target[new[-1]]!r})"
-            )
-        target[new[-1]] = value
+        _move(data, old, new)
     for (name, options_key), component in OPTION_ALIASES.items():
         section = data.get(name)
         if not isinstance(section, dict) or options_key not in section:
@@ -108,6 +97,32 @@ def fold_deprecated(
         else:
             section[options_key] = options
     return data
+
+
+def _move(data: dict[str, Any], old: tuple[str, ...], new: tuple[str, ...]) -> None:
+    parent = _node(data, old[:-1])
+    if parent is None or old[-1] not in parent:
+        return
+    value = parent.pop(old[-1])
+    target = _node(data, new[:-1], create=True)
+    if target is None:
+        raise ValueError(f"{'.'.join(new[:-1])} must be a mapping (got {data.get(new[0])!r})")
+    if new[-1] in target and target[new[-1]] != value:
+        raise ValueError(
+            f"{'.'.join(old)} is a deprecated spelling of {'.'.join(new)}: give one of them "
+            f"(got {value!r} and {target[new[-1]]!r})"
+        )
+    target[new[-1]] = value
+
+
+def _open_spec(data: dict[str, Any], path: tuple[str, ...]) -> None:
+    """A component given by its bare name, about to get an option (``optim.lr_schedule.min_ratio=0.2``
+    on ``lr_schedule: cosine``), becomes the mapping ``{name: cosine}``."""
+    for depth in range(1, len(path)):
+        parent = _node(data, path[: depth - 1])
+        value = None if parent is None else parent.get(path[depth - 1])
+        if ".".join(path[:depth]) in SPEC_KEYS and isinstance(value, str) and ":" not in value:
+            parent[path[depth - 1]] = {"name": value}  # type: ignore[index]
 
 
 def _merge(spec: Any, options: Any, where: str, flat: str) -> Any:
@@ -127,7 +142,8 @@ def _set_options(spec: Any, path: tuple[str, ...], value: Any, where: str, flat:
     if isinstance(spec, str) and ":" in spec:  # a text form holds its options itself
         if not path and not value:
             return spec
-        raise ValueError(f"{flat} must be empty when {where} is in text form (got {spec!r} with {value!r})")
+        given = {".".join(path): value} if path else value
+        raise ValueError(f"{flat} must be empty when {where} is in text form (got {spec!r} with {given!r})")
     current = ComponentSpec.parse(spec, key=where)
     if path:
         options = json.loads(json.dumps(dict(current.options)))
