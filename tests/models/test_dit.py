@@ -193,3 +193,23 @@ def test_cache_takes_the_autocast_dtype(model):
         reference = model.logits(x, block_size=8)[:, 8:]
     assert logits.dtype == torch.float32
     torch.testing.assert_close(logits, reference, rtol=0.05, atol=0.05)
+
+
+def test_features_then_project_equal_logits_at_any_positions():
+    # the output layer applied only where a sampler needs logits (issue: output layer only where needed)
+    model = build("micro", init="random", dropout=0.0, generator=torch.Generator().manual_seed(3)).eval()
+    tokens = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(4))
+    where = torch.rand(2, 16, generator=torch.Generator().manual_seed(5)) < 0.3
+    for block_size in (None, 4):
+        with torch.no_grad():
+            full = model.logits(tokens, block_size=block_size)
+            features = model.features(tokens, block_size=block_size)
+            torch.testing.assert_close(model.project(features[where]), full[where], rtol=1e-5, atol=1e-5)
+    cache, reference = model.new_cache(2, 16), model.new_cache(2, 16)
+    for start in range(0, 16, 4):
+        block = tokens[:, start : start + 4]
+        expected = model.cached_logits(block, cache=reference, start=start)
+        got = model.project(model.cached_features(block, cache=cache, start=start))
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        model.append_to_cache(block, cache=cache, start=start)
+        model.append_to_cache(block, cache=reference, start=start)

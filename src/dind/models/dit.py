@@ -168,6 +168,35 @@ class DiT(
         cache.check_block(start, block.shape[1], block.shape[0])
         return self._forward(block, *self._cached_inputs(block, start, sigma), self._cached(cache, start))
 
+    # ---- features: the output layer applied only where a sampler needs logits ------------------
+
+    def features(self, tokens: Tensor, *, block_size: int | None = None) -> Tensor:
+        """``logits`` without the output layer: (batch, length, hidden_dim) in the compute dtype.
+        ``project(features[where])`` equals ``logits(tokens)[where]`` up to fp32 round-off."""
+        _check_tokens("tokens", tokens)
+        length = tokens.shape[1]
+        mask = None if block_size is None or block_size >= length else block_causal_mask(length, block_size)
+        positions = torch.arange(length, device=tokens.device)
+        conditioning = self._conditioning(None, tokens)
+        return self._forward(tokens, positions, conditioning, self._masked(mask), project=False)
+
+    @torch.no_grad()
+    def cached_features(self, block: Tensor, *, cache: KVCache, start: int) -> Tensor:
+        """``cached_logits`` without the output layer: (batch, width, hidden_dim)."""
+        _check_tokens("block", block)
+        cache.check_block(start, block.shape[1], block.shape[0])
+        inputs = self._cached_inputs(block, start, None)
+        return self._forward(block, *inputs, self._cached(cache, start), project=False)
+
+    def project(self, features: Tensor) -> Tensor:
+        """(..., hidden_dim) features -> (..., vocab) fp32 logits: the output layer (final norm,
+        adaLN shift/scale of the sampling conditioning, linear) at those positions only."""
+        hidden = features.shape[-1]
+        flat = features.reshape(1, -1, hidden)
+        conditioning = self._conditioning(None, torch.zeros(1, 1, dtype=torch.long, device=features.device))
+        logits = self.backbone.output_layer(flat, conditioning).float()
+        return logits.reshape(*features.shape[:-1], logits.shape[-1])
+
     @torch.no_grad()
     def append_to_cache(
         self, block: Tensor, *, cache: KVCache, start: int, sigma: Tensor | None = None
@@ -257,15 +286,19 @@ class DiT(
         conditioning: Tensor,
         attend_for: Callable[[int], Attend],
         keep: int | None = None,
+        project: bool = True,
     ) -> Tensor:
         """Embed, run every block with ``attend_for(layer)``, then the output layer on the first
-        ``keep`` positions (all when None). Returns fp32 logits."""
+        ``keep`` positions (all when None). Returns fp32 logits, or the last block's output
+        (features) when ``project`` is False."""
         x = self.backbone.vocab_embed(tokens)
         cos, sin = self._rotary(positions)
         for index, layer in enumerate(self.backbone.blocks):
             x = layer(x, conditioning, cos, sin, attend_for(index))
         if keep is not None:
             x = x[:, :keep]
+        if not project:
+            return x
         return self.backbone.output_layer(x, conditioning).float()
 
 

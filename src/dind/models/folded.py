@@ -113,11 +113,12 @@ class FoldedDiT(nn.Module):
             self.norm_final = _FoldedNorm(output.norm_final.weight, shift, scale)
 
     def step(
-        self, block: Tensor, positions: Tensor, attend: AttendLayer, *, logits: bool = True
+        self, block: Tensor, positions: Tensor, attend: AttendLayer, *, features: bool = True
     ) -> Tensor | None:
-        """(batch, width) tokens at ``positions`` -> (batch, width, vocab) fp32 logits; ``attend``
-        writes each layer's keys/values to the cache and attends. ``logits=False`` stops after the
-        last layer's keys/values (appending a finished block) and returns None."""
+        """(batch, width) tokens at ``positions`` -> (batch, width, hidden_dim) features, the last
+        block's output (``project`` turns them into logits); ``attend`` writes each layer's
+        keys/values to the cache and attends. ``features=False`` stops after the last layer's
+        keys/values (appending a finished block) and returns None."""
         x = self.backbone.vocab_embed(block)
         cos, sin = self.backbone.rotary_emb(positions)  # fp32; apply_rotary casts to x's dtype
         heads = self.config.n_heads
@@ -131,9 +132,13 @@ class FoldedDiT(nn.Module):
             )
             query_key = apply_rotary(qkv[:2], cos, sin)
             attended = attend(index, query_key[0], query_key[1], qkv[2])
-            if not logits and index == count - 1:
+            if not features and index == count - 1:
                 return None
             attended = rearrange(attended, "batch heads width head_dim -> batch width (heads head_dim)")
             x = torch.addcmul(x, folded.gate_msa, layer.attn_out(attended))
             x = torch.addcmul(x, folded.gate_mlp, layer.mlp(folded.norm2(x)))
-        return self.backbone.output_layer.linear(self.norm_final(x)).float()
+        return x
+
+    def project(self, features: Tensor) -> Tensor:
+        """(..., hidden_dim) features -> (..., vocab) fp32 logits (folded final norm, then linear)."""
+        return self.backbone.output_layer.linear(self.norm_final(features)).float()

@@ -48,6 +48,21 @@ class Denoiser(Protocol):
 
 
 @runtime_checkable
+class FeatureDenoiser(Denoiser, Protocol):
+    def features(self, tokens: Tensor, *, block_size: int | None = None) -> Tensor:
+        """(batch, length) long -> (batch, length, hidden) features (``logits`` before the output layer)."""
+        ...
+
+    def cached_features(self, block: Tensor, *, cache: Any, start: int) -> Tensor:
+        """``cached_logits`` before the output layer: (batch, width, hidden)."""
+        ...
+
+    def project(self, features: Tensor) -> Tensor:
+        """(..., hidden) features -> (..., vocab) fp32 logits."""
+        ...
+
+
+@runtime_checkable
 class DecodeStep(Protocol):
     uses_cache: bool
 

@@ -141,15 +141,29 @@ class StaticDenoiser:
         cache.reset()
         return cache
 
+    def features(self, tokens: Tensor, *, block_size: int | None = None) -> Tensor:
+        return self.model.features(tokens, block_size=block_size)
+
     @torch.no_grad()
-    def cached_logits(self, block: Tensor, *, cache: KVCache, start: int) -> Tensor:
+    def cached_features(self, block: Tensor, *, cache: KVCache, start: int) -> Tensor:
+        """(batch, width, hidden_dim) features of the block (the static step; no output layer)."""
         positions = self._positions(block, cache, start)
         return self._step(block, positions, cache.keys, cache.values, True)
 
     @torch.no_grad()
+    def project(self, features: Tensor) -> Tensor:
+        """The folded output layer at the given positions only: (..., hidden_dim) -> fp32 logits."""
+        return self._folded.project(features)
+
+    @torch.no_grad()
+    def cached_logits(self, block: Tensor, *, cache: KVCache, start: int) -> Tensor:
+        return self.project(self.cached_features(block, cache=cache, start=start))
+
+    @torch.no_grad()
     def append_to_cache(self, block: Tensor, *, cache: KVCache, start: int) -> None:
         positions = self._positions(block, cache, start)
-        # compiled: the full step (one graph); eager: stop after the last keys/values
+        # compiled: the full step (one graph, no output layer in it); eager: stop after the last
+        # keys/values
         self._step(block, positions, cache.keys, cache.values, self.compiled)
         cache.advance(block.shape[1])
 
@@ -180,10 +194,10 @@ class StaticDenoiser:
         return torch.arange(start, start + block.shape[1], device=block.device)
 
     def _eager_step(
-        self, block: Tensor, positions: Tensor, keys: list[Tensor], values: list[Tensor], logits: bool
+        self, block: Tensor, positions: Tensor, keys: list[Tensor], values: list[Tensor], features: bool
     ) -> Tensor | None:
         """The step over fixed shapes: writes the block's keys/values at ``positions`` in every
-        layer; returns (batch, width, vocab) fp32 logits (None when ``logits`` is False)."""
+        layer; returns (batch, width, hidden_dim) features (None when ``features`` is False)."""
         if self.full_length:
             mask = AttentionMask(
                 _visible_below(positions[-1] + 1),
@@ -198,7 +212,7 @@ class StaticDenoiser:
                 dtype = query.dtype
                 return attention(query, keys[index].to(dtype), values[index].to(dtype), mask)
 
-            return self._folded.step(block, positions, attend_all, logits=logits)
+            return self._folded.step(block, positions, attend_all, features=features)
 
         end = positions[-1:] + 1
         # eager: the plain function (an op call costs a dispatch per layer)
@@ -208,7 +222,7 @@ class StaticDenoiser:
             _write(keys[index], values[index], positions, key, value)
             return prefix(query, keys[index], values[index], end)
 
-        return self._folded.step(block, positions, attend_cached, logits=logits)
+        return self._folded.step(block, positions, attend_cached, features=features)
 
 
 def _write(keys: Tensor, values: Tensor, positions: Tensor, key: Tensor, value: Tensor) -> None:

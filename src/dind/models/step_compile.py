@@ -70,15 +70,15 @@ def compile_step(step, device: torch.device):
 
     compiled_shapes: set[tuple] = set()
 
-    def run(block, positions, keys, values, logits):
+    def run(block, positions, keys, values, features):
         # the options matter only while compiling, i.e. for a new input signature; the patch
         # costs ~60 us, so later calls skip it (a compile it missed would only be slower)
-        signature = (block.shape, block.device, keys[0].shape, keys[0].dtype, logits)
+        signature = (block.shape, block.device, keys[0].shape, keys[0].dtype, features)
         try:
             if signature in compiled_shapes:
-                return compiled(block, positions, keys, values, logits)
+                return compiled(block, positions, keys, values, features)
             with torch._inductor.config.patch(options):
-                out = compiled(block, positions, keys, values, logits)
+                out = compiled(block, positions, keys, values, features)
             compiled_shapes.add(signature)
             return out
         except (torch._dynamo.exc.BackendCompilerFailed, torch._inductor.exc.InductorError) as error:

@@ -11,6 +11,12 @@ Inside a block an ``UnmaskingRule`` picks the positions to reveal each step; tok
 by ``proposal.propose`` and every reveal is reported to the ``ConfidenceTracker``. Only MASK
 positions are ever written: prompt tokens and the tokens a previous stage kept never change.
 
+Output layer only where needed: with a ``FeatureDenoiser`` (the DiT, its static step) a forward
+stops before the output layer and the step projects to the vocabulary only the positions it
+samples: the ones the rule reveals (first-hitting, ancestral: chosen before any token is
+proposed), or every masked position of the block for confidence-ordered rules. Other denoisers'
+logits are used as they come.
+
 Randomness: counter-based (``dind.counter_rng``), no per-row loop. Each row has a stream key
 (``RowStreams``, from its seed); the rule's uniforms at step k of block b of stage s are the
 stream's draws keyed by (s, b, k, position) and the Gumbel vector of a proposed position by
@@ -59,6 +65,7 @@ class _BlockContext:
     steps: int | None
     proposal: ProposalOptions
     stage_index: int | None = None
+    project: Callable[[Tensor], Tensor] | None = None  # features -> fp32 logits; None: logits given
 
 
 def stage_spans(block_size: int | None, length: int) -> tuple[Span, ...]:
@@ -103,8 +110,9 @@ def sample_stage(
     streams = _stage_streams(generators, streams, tokens, stage_index)
     counting = CountingDenoiser(model)
     context = _BlockContext(
-        counting, rule, tracker, streams, steps, proposal or ProposalOptions(), stage_index
-    )
+        counting, rule, tracker, streams, steps, proposal or ProposalOptions(), stage_index,
+        counting.project if counting.projects else None,
+    )  # fmt: skip
     tokens, scores = tokens.clone(), scores.clone()
     batch, length = tokens.shape
     spans = stage_spans(block_size, length)
@@ -145,12 +153,17 @@ def _stage_streams(
 def _block_forward(
     model: Denoiser, tokens: Tensor, start: int, end: int, block_size: int | None, cache: Any, *, single: bool
 ) -> Callable[[], Tensor]:
-    """A closure returning the (batch, width, vocab) logits of the block's current content."""
+    """A closure returning the block's current (batch, width, features): the features of a
+    ``FeatureDenoiser`` (``CountingDenoiser.projects``), else the logits."""
+    if getattr(model, "projects", False):
+        full, cached = model.features, model.cached_features
+    else:
+        full, cached = model.logits, model.cached_logits
     if single:
-        return lambda: model.logits(tokens, block_size=None)
+        return lambda: full(tokens, block_size=None)
     if cache is not None:
-        return lambda: model.cached_logits(tokens[:, start:end], cache=cache, start=start)
-    return lambda: model.logits(tokens[:, :end], block_size=block_size)[:, start:end]
+        return lambda: cached(tokens[:, start:end], cache=cache, start=start)
+    return lambda: full(tokens[:, :end], block_size=block_size)[:, start:end]
 
 
 def _fill_block(
@@ -167,7 +180,7 @@ def _fill_block(
     masked = block == context.model.mask_id
     nfe = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
     steps = context.steps or context.rule.default_steps(end - start)
-    logits: Tensor | None = None
+    features: Tensor | None = None
     changed = torch.ones_like(nfe, dtype=torch.bool)  # content changed since the row's last forward
     step = 0
     streams = context.streams.child(block_index)
@@ -177,15 +190,17 @@ def _fill_block(
             return nfe
         stale = active & changed
         if bool(stale.any()):
-            fresh = forward().float()
-            _check_finite(fresh, context, start, end)
-            # p(x0) caching: rows with nothing new keep their last logits (MDLM's ddpm_cache)
-            keep_old = logits is not None and bool((active & ~changed).any())
-            logits = torch.where(stale[:, None, None], fresh, logits) if keep_old else fresh
+            fresh = forward()
+            if context.project is None:  # logits: checked once per forward, every position
+                fresh = fresh.float()
+                _check_finite(fresh, context, start, end)
+            # p(x0) caching: rows with nothing new keep their last output (MDLM's ddpm_cache)
+            keep_old = features is not None and bool((active & ~changed).any())
+            features = torch.where(stale[:, None, None], fresh, features) if keep_old else fresh
             nfe += stale
             changed &= ~stale
         reveal, revealed_tokens, revealed_scores = _step(
-            context, logits, masked, streams.child(step), step, steps
+            context, features, masked, streams.child(step), step, steps, (start, end)
         )
         block[reveal] = revealed_tokens
         new_scores = torch.zeros_like(scores[:, start:end])
@@ -202,9 +217,10 @@ def _fill_block(
 
 
 def _check_finite(logits: Tensor, context: _BlockContext, start: int, end: int) -> None:
-    """One reduction per forward: the max over the vocabulary is NaN if any logit is NaN, +inf if
-    any is +inf and -inf if a position has no finite logit; all three would make sampling garbage
-    (the proposal's argmax of NaNs is token 0: silently all-zero text)."""
+    """One reduction per projection (the positions a step samples): the max over the vocabulary
+    is NaN if any logit is NaN, +inf if any is +inf and -inf if a position has no finite logit;
+    all three would make sampling garbage (the proposal's argmax of NaNs is token 0: silently
+    all-zero text)."""
     if bool(torch.isfinite(logits.amax(dim=-1)).all()):
         return
     bad = int((logits.isnan() | logits.isposinf()).sum())
@@ -225,15 +241,22 @@ def _checked(rule: UnmaskingRule, reveal: Tensor, masked: Tensor) -> Tensor:
 
 
 def _step(
-    context: _BlockContext, logits: Tensor, masked: Tensor, streams: RowStreams, step: int, steps: int
+    context: _BlockContext,
+    features: Tensor,
+    masked: Tensor,
+    streams: RowStreams,
+    step: int,
+    steps: int,
+    span: tuple[int, int],
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One unmasking step -> reveal (batch, width) bool, the revealed tokens and their tracker
-    scores, both flat in row-major order of ``reveal``. ``streams``: the step's row streams.
-    Rows with nothing masked get noise too (cheaper than a gather); no rule reveals there."""
+    scores, both flat in row-major order of ``reveal``. ``streams``: the step's row streams;
+    ``span``: the block, for errors. Rows with nothing masked get noise too (cheaper than a
+    gather); no rule reveals there."""
     noise = streams.child(RULE).uniform(masked.shape[1])
     rule = context.rule
     if rule.uses_confidence:
-        candidates, probs = _propose_at(context, logits, masked, streams)
+        candidates, probs = _propose_at(context, features, masked, streams, span)
         confidence = torch.full(masked.shape, float("-inf"), device=masked.device)
         confidence[masked] = probs.gather(1, candidates[:, None]).squeeze(1)
         reveal = _checked(rule, rule.select(masked, noise, confidence, step=step, steps=steps), masked)
@@ -241,19 +264,23 @@ def _step(
         candidates, probs = candidates[chosen], probs[chosen]
     else:
         reveal = _checked(rule, rule.select(masked, noise, None, step=step, steps=steps), masked)
-        candidates, probs = _propose_at(context, logits, reveal, streams)
+        candidates, probs = _propose_at(context, features, reveal, streams, span)
     revealed_scores = context.tracker.reveal_scores(probs[None], candidates[None])[0]
     return reveal, candidates, revealed_scores
 
 
 def _propose_at(
-    context: _BlockContext, logits: Tensor, where: Tensor, streams: RowStreams
+    context: _BlockContext, features: Tensor, where: Tensor, streams: RowStreams, span: tuple[int, int]
 ) -> tuple[Tensor, Tensor]:
     """Proposed tokens (positions,) and the model's fp32 distribution (positions, vocab) at the
-    True entries of ``where`` (batch, width), in row-major order. The Gumbel noise of (row r,
-    position p) is keyed by (row r's step stream, GUMBEL, p): independent of the other rows."""
-    rows, columns = where.nonzero(as_tuple=True)  # row-major, as logits[where]
-    selected = logits[where]
+    True entries of ``where`` (batch, width), in row-major order; the output layer runs at those
+    positions only. The Gumbel noise of (row r, position p) is keyed by (row r's step stream,
+    GUMBEL, p): independent of the other rows."""
+    rows, columns = where.nonzero(as_tuple=True)  # row-major, as features[where]
+    selected = features[where]
+    if context.project is not None:  # features: the output layer here, checked where it ran
+        selected = context.project(selected)
+        _check_finite(selected, context, *span)
     keys = fold(streams.child(GUMBEL).keys[rows], columns)
     candidates = propose(
         selected,

@@ -18,7 +18,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from dind.models.protocol import Denoiser
+from dind.models.protocol import Denoiser, FeatureDenoiser
 
 
 def _synchronize(tensor: Tensor | None) -> None:
@@ -68,3 +68,26 @@ class CountingDenoiser:
     def append_to_cache(self, block: Tensor, *, cache: Any, start: int) -> None:
         with torch.no_grad():
             self._timed(self.model.append_to_cache, block, cache=cache, start=start)
+
+    # a FeatureDenoiser's forwards count as passes; projections only add their time
+
+    @property
+    def projects(self) -> bool:
+        """Whether the wrapped model stops before its output layer (``FeatureDenoiser``)."""
+        return isinstance(self.model, FeatureDenoiser)
+
+    def features(self, tokens: Tensor, *, block_size: int | None = None) -> Tensor:
+        with torch.no_grad():
+            return self._timed(self.model.features, tokens, block_size=block_size)
+
+    def cached_features(self, block: Tensor, *, cache: Any, start: int) -> Tensor:
+        with torch.no_grad():
+            return self._timed(self.model.cached_features, block, cache=cache, start=start)
+
+    def project(self, features: Tensor) -> Tensor:
+        begin = time.perf_counter()
+        with torch.no_grad():
+            logits = self.model.project(features)
+        _synchronize(logits)
+        self.model_time_s += time.perf_counter() - begin
+        return logits
