@@ -7,8 +7,9 @@ import shutil
 import pytest
 import torch
 
+from dind.cli import train as command
 from dind.errors import NonFiniteError, OutputExistsError, RunLockedError
-from dind.training import Trainer, build_trainer, command, find_checkpoint, read_trainer_state
+from dind.training import Trainer, build_trainer, find_checkpoint, read_trainer_state
 from dind.training import checkpointing as ckpt
 from dind.training.metrics import read_metrics
 from dind.training.rundir import RunLock, truncate_metrics

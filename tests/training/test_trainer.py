@@ -96,7 +96,7 @@ def test_gradient_accumulation_matches_one_big_batch(make_config, tmp_path):
 def _dind_train(argv):
     import argparse
 
-    from dind.training import command
+    from dind.cli import train as command
 
     parser = argparse.ArgumentParser(prog="dind train")
     command.add_arguments(parser)

@@ -1,7 +1,7 @@
 """The ``dind`` command: train, sample, eval, sweep, demo, list.
 
-Each subcommand is a module of this package (``dind.cli.sample``, ``evaluate``, ``sweep``,
-``reproduce``; ``dind.training.command`` and ``dind.demo``) exposing ``add_arguments(parser)`` and
+Each subcommand is a module of this package (``dind.cli.train``, ``sample``, ``evaluate``,
+``sweep``, ``reproduce``; and ``dind.demo``) exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; what several share is in ``dind.cli.support``. This module only wires them;
 the CLI (with config loading) is the one place where names become objects.
 
@@ -31,7 +31,7 @@ from dind.errors import ConfigError, DataFormatError, UserError
 
 # subcommand -> (module with add_arguments/run, help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("dind.training.command", "train or fine-tune a model (mixed-scale block diffusion)"),
+    "train": ("dind.cli.train", "train or fine-tune a model (mixed-scale block diffusion)"),
     "sample": ("dind.cli.sample", "generate text with a multi-stage (DiD) plan"),
     "eval": ("dind.cli.evaluate", "score samples: Gen PPL under a judge, unigram entropy"),
     "sweep": ("dind.cli.sweep", "sweep stage-2 block size / remask ratio and plot Gen PPL"),
