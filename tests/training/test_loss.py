@@ -139,3 +139,33 @@ def test_errors_name_the_rule():
         nelbo(ZeroLogits(), clean, clean, clean.bool(), clean.float(), 3, LogLinearSchedule())
     with pytest.raises(ValueError, match=r"\(2, 8\)"):
         nelbo(ZeroLogits(), clean, clean, clean.bool()[:, :4], clean.float(), 4, LogLinearSchedule())
+
+
+@pytest.mark.parametrize("block_sizes", [8, LENGTH, torch.tensor([4, LENGTH]), torch.tensor([LENGTH, 4])])
+def test_masked_only_projection_equals_the_full_logits_forward_and_backward(
+    micro, generator, block_sizes, draw_for
+):
+    # the output layer only at masked positions: the same loss and gradients as projecting all L
+    draw = draw_for(micro, block_sizes, generator)
+    sizes = torch.as_tensor(block_sizes).expand(2) if torch.as_tensor(block_sizes).dim() == 0 else block_sizes
+    forward = DiffusionForward(micro)
+    schedule = LogLinearSchedule()
+    results = []
+    for where in (None, draw.masked):
+        micro.zero_grad()
+        logits = forward(draw.noisy, draw.clean, sizes, where)
+        if where is not None:
+            assert logits.shape == (int(draw.masked.sum()), micro.vocab_size)
+        result = nelbo_from_logits(
+            logits, draw.clean, draw.masked, draw.t_positions, sizes, schedule=schedule, mask_id=micro.mask_id
+        )
+        result.loss.backward()
+        results.append((result.loss.detach(), [p.grad.clone() for p in micro.parameters()]))
+    (full_loss, full_grads), (masked_loss, masked_grads) = results
+    torch.testing.assert_close(masked_loss, full_loss, rtol=1e-5, atol=1e-6)
+    for masked_grad, full_grad in zip(masked_grads, full_grads, strict=True):
+        torch.testing.assert_close(masked_grad, full_grad, rtol=1e-4, atol=1e-6)
+    full = forward(draw.noisy, draw.clean, sizes).detach()
+    torch.testing.assert_close(
+        forward(draw.noisy, draw.clean, sizes, draw.masked).detach(), full[draw.masked]
+    )

@@ -101,9 +101,18 @@ class DiT(
         """``model(tokens)``: the same as ``logits`` (full attention unless ``block_size`` is given)."""
         return self.logits(tokens, block_size=block_size, sigma=sigma)
 
-    def logits(self, tokens: Tensor, *, block_size: int | None = None, sigma: Tensor | None = None) -> Tensor:
+    def logits(
+        self,
+        tokens: Tensor,
+        *,
+        block_size: int | None = None,
+        sigma: Tensor | None = None,
+        where: Tensor | None = None,
+    ) -> Tensor:
         """(batch, length) long -> (batch, length, vocab) fp32. Block-causal attention
-        (key // block_size <= query // block_size), or full bidirectional when block_size is None."""
+        (key // block_size <= query // block_size), or full bidirectional when block_size is None.
+        ``where`` (batch, length) bool: the output layer runs only there and the result is
+        ``logits[where]``, (n, vocab) in row-major order (what a loss over masked positions reads)."""
         _check_tokens("tokens", tokens)
         length = tokens.shape[1]
         if block_size is not None and (
@@ -112,7 +121,8 @@ class DiT(
             raise ValueError(f"block_size must be a positive int or None (got {block_size!r})")
         mask = None if block_size is None or block_size >= length else block_causal_mask(length, block_size)
         positions = torch.arange(length, device=tokens.device)
-        return self._forward(tokens, positions, self._conditioning(sigma, tokens), self._masked(mask))
+        conditioning = self._conditioning(sigma, tokens)
+        return self._forward(tokens, positions, conditioning, self._masked(mask), where=where)
 
     def training_logits(
         self,
@@ -122,12 +132,15 @@ class DiT(
         *,
         sigma: Tensor | None = None,
         masks: Any = None,
+        where: Tensor | None = None,
     ) -> Tensor:
         """Noisy and clean (batch, length) long, block sizes an int or (batch,) long tensor (each divides
         length) -> (batch, length, vocab) fp32 logits of the noisy half of the vectorised forward over
         concat(noisy, clean) with the block-diffusion training mask; both halves use positions 0..L-1.
         ``masks``: a ``dind.attention.mask_cache.TrainingMaskCache`` to take the mask from (built
-        once per block size and reused), or None to build it for this call."""
+        once per block size and reused), or None to build it for this call. ``where`` (batch,
+        length) bool: the output layer runs only at those noisy positions (forward and backward);
+        returns ``logits[where]``, (n, vocab)."""
         _check_tokens("noisy", noisy)
         if clean.shape != noisy.shape:
             raise ValueError(
@@ -143,7 +156,7 @@ class DiT(
         positions = torch.arange(length, device=noisy.device).repeat(2)
         tokens = torch.cat((noisy, clean), dim=1)
         conditioning = self._conditioning(sigma, noisy)
-        return self._forward(tokens, positions, conditioning, self._masked(mask), keep=length)
+        return self._forward(tokens, positions, conditioning, self._masked(mask), keep=length, where=where)
 
     def new_cache(self, batch_size: int, length: int) -> KVCache:
         """An empty cache for ``length`` positions, in the autocast dtype when autocast is on."""
@@ -187,6 +200,41 @@ class DiT(
         cache.check_block(start, block.shape[1], block.shape[0])
         inputs = self._cached_inputs(block, start, None)
         return self._forward(block, *inputs, self._cached(cache, start), project=False)
+
+    @torch.no_grad()
+    def partial_features(self, tokens: Tensor, where: Tensor, *, cache: KVCache) -> Tensor:
+        """Features (n, hidden_dim) at the True positions of ``where`` (batch, length), row-major,
+        from a full-attention forward that recomputes only those positions: each layer writes their
+        fresh keys/values into ``cache`` (which holds every position's, from an earlier
+        ``cached_features(tokens, cache=cache, start=0)``) and attends over all of it. Positions
+        not recomputed keep their earlier keys/values: an approximation (a skeleton cache) unless
+        nothing else changed since."""
+        batch, length = tokens.shape
+        counts = where.sum(dim=1)
+        width = max(int(counts.max()), 1)
+        # each row's selected positions first, in order; short rows repeat their first one
+        order = torch.argsort((~where).to(torch.int8), dim=1, stable=True)[:, :width]
+        valid = torch.arange(width, device=tokens.device)[None, :] < counts[:, None]
+        positions = torch.where(valid, order, order[:, :1])
+        x = self.backbone.vocab_embed(tokens.gather(1, positions))
+        cos, sin = self._rotary(positions)
+        cos, sin = cos[:, None], sin[:, None]  # (batch, 1 head, width, head_dim)
+        conditioning = self._conditioning(None, tokens)
+        heads, head_dim = self.config.n_heads, self.config.head_dim
+        index = positions[:, None, :, None].expand(batch, heads, width, head_dim)
+
+        def attend_for(layer: int) -> Attend:
+            def attend(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+                keys, values = cache.keys[layer], cache.values[layer]
+                keys.scatter_(2, index, key.to(keys.dtype))
+                values.scatter_(2, index, value.to(values.dtype))
+                return self.attention(query, keys.to(query.dtype), values.to(query.dtype), None)
+
+            return attend
+
+        for layer_index, layer in enumerate(self.backbone.blocks):
+            x = layer(x, conditioning, cos, sin, attend_for(layer_index))
+        return x[valid]
 
     def project(self, features: Tensor) -> Tensor:
         """(..., hidden_dim) features -> (..., vocab) fp32 logits: the output layer (final norm,
@@ -287,10 +335,12 @@ class DiT(
         attend_for: Callable[[int], Attend],
         keep: int | None = None,
         project: bool = True,
+        where: Tensor | None = None,
     ) -> Tensor:
         """Embed, run every block with ``attend_for(layer)``, then the output layer on the first
-        ``keep`` positions (all when None). Returns fp32 logits, or the last block's output
-        (features) when ``project`` is False."""
+        ``keep`` positions (all when None), or only at ``where`` (batch, keep) bool, giving
+        (n, vocab). Returns fp32 logits, or the last block's output (features) when ``project`` is
+        False."""
         x = self.backbone.vocab_embed(tokens)
         cos, sin = self._rotary(positions)
         for index, layer in enumerate(self.backbone.blocks):
@@ -299,6 +349,13 @@ class DiT(
             x = x[:, :keep]
         if not project:
             return x
+        if where is not None:
+            if where.shape != x.shape[:2]:
+                raise ValueError(
+                    f"where must be (batch, length) = {tuple(x.shape[:2])} (got {tuple(where.shape)})"
+                )
+            rows = where.nonzero()[:, 0]
+            return self.backbone.output_layer(x[where][:, None], conditioning[rows]).float()[:, 0]
         return self.backbone.output_layer(x, conditioning).float()
 
 

@@ -49,29 +49,49 @@ def as_block_size_tensor(block_sizes: int | Tensor, batch: int, length: int) -> 
 
 
 def block_diffusion_logits(
-    model: Any, noisy: Tensor, clean: Tensor, block_sizes: Tensor, *, masks: TrainingMaskCache | None = None
+    model: Any,
+    noisy: Tensor,
+    clean: Tensor,
+    block_sizes: Tensor,
+    *,
+    masks: TrainingMaskCache | None = None,
+    where: Tensor | None = None,
 ) -> Tensor:
     """(batch, length) noisy/clean tokens, (batch,) block sizes -> (batch, length, vocab) fp32 logits
     of the noisy half; rows with block size == length take the plain bidirectional forward.
-    ``masks``: a cache the training masks come from (None: built for this call)."""
+    ``masks``: a cache the training masks come from (None: built for this call). ``where``
+    (batch, length) bool: only those logits, (n, vocab) in row-major order; the output layer runs
+    only there when the model takes ``where`` (the DiT does), else the full logits are indexed."""
     extra = {} if masks is None else {"masks": masks}
+    select = {} if where is None else {"where": where}
+    if where is not None and not _takes(model, "where"):
+        return block_diffusion_logits(model, noisy, clean, block_sizes, masks=masks)[where]
     length = noisy.shape[1]
     is_global = (block_sizes == length).to(noisy.device)
     n_global = int(is_global.sum())  # one sync per batch picks the path
     if n_global == len(noisy):
-        return model.logits(noisy, block_size=None).float()
+        return model.logits(noisy, block_size=None, **select).float()
+    sizes = block_sizes if masks is not None else block_sizes.to(noisy.device)
     if n_global == 0:
-        sizes = block_sizes if masks is not None else block_sizes.to(noisy.device)
-        return model.training_logits(noisy, clean, sizes, **extra).float()
+        return model.training_logits(noisy, clean, sizes, **extra, **select).float()
     rows_global = is_global.nonzero().squeeze(1)
     rows_local = (~is_global).nonzero().squeeze(1)
-    sizes = block_sizes if masks is not None else block_sizes.to(noisy.device)
+    local_select = {} if where is None else {"where": where[rows_local]}
+    global_select = {} if where is None else {"where": where[rows_global]}
     local = model.training_logits(
-        noisy[rows_local], clean[rows_local], sizes[rows_local.to(sizes.device)], **extra
-    )
-    global_ = model.logits(noisy[rows_global], block_size=None)
-    order = torch.cat([rows_local, rows_global])
-    return torch.cat([local.float(), global_.float()])[torch.argsort(order)]
+        noisy[rows_local], clean[rows_local], sizes[rows_local.to(sizes.device)], **extra, **local_select
+    ).float()
+    global_ = model.logits(noisy[rows_global], block_size=None, **global_select).float()
+    if where is None:
+        order = torch.cat([rows_local, rows_global])
+        return torch.cat([local, global_])[torch.argsort(order)]
+    # each selected entry goes to its row-major place among all rows' selected entries
+    place = torch.zeros_like(where, dtype=torch.long)
+    place[where] = torch.arange(int(where.sum()), device=where.device)
+    out = local.new_empty(int(where.sum()), local.shape[-1])
+    out[place[rows_local][where[rows_local]]] = local
+    out[place[rows_global][where[rows_global]]] = global_
+    return out
 
 
 class DiffusionForward(nn.Module):
@@ -87,14 +107,25 @@ class DiffusionForward(nn.Module):
         self.model = model
         self.masks = TrainingMaskCache() if cache_masks and _takes_masks(model) else None
 
-    def forward(self, noisy: Tensor, clean: Tensor, block_sizes: Tensor) -> Tensor:
-        return block_diffusion_logits(self.model, noisy, clean, block_sizes, masks=self.masks)
+    def forward(
+        self, noisy: Tensor, clean: Tensor, block_sizes: Tensor, where: Tensor | None = None
+    ) -> Tensor:
+        """Full (batch, length, vocab) logits, or only ``logits[where]`` (n, vocab) when given."""
+        return block_diffusion_logits(self.model, noisy, clean, block_sizes, masks=self.masks, where=where)
 
 
 def _takes_masks(model: nn.Module) -> bool:
     """Whether ``model.training_logits`` accepts ``masks=`` (a DiT does; another denoiser may not)."""
+    return _takes(model, "masks")
+
+
+def _takes(model: nn.Module, keyword: str) -> bool:
+    """Whether ``model.training_logits`` and ``model.logits`` accept ``keyword``."""
     try:
-        return "masks" in inspect.signature(model.training_logits).parameters
+        return all(
+            keyword in inspect.signature(getattr(model, name)).parameters
+            for name in ("training_logits", "logits")
+        )
     except (AttributeError, TypeError, ValueError):
         return False
 
@@ -109,16 +140,24 @@ def nelbo_from_logits(
     schedule: NoiseSchedule,
     mask_id: int,
 ) -> LossResult:
-    """The NELBO of given logits (batch, length, vocab), masks (batch, length) bool, per-position
-    times (batch, length) and block sizes (batch,)."""
+    """The NELBO of given logits, masks (batch, length) bool, per-position times (batch, length)
+    and block sizes (batch,). ``logits``: (batch, length, vocab), or only the masked positions'
+    (n_masked, vocab) in row-major order (what ``DiffusionForward(..., where=masked)`` returns)."""
     batch, length = clean.shape
-    if logits.shape[:2] != clean.shape or masked.shape != clean.shape or t_positions.shape != clean.shape:
+    full = logits.dim() == 3
+    if (
+        (full and logits.shape[:2] != clean.shape)
+        or masked.shape != clean.shape
+        or t_positions.shape != clean.shape
+    ):
         raise ValueError(
             f"logits (batch, length, vocab), masked and t_positions (batch, length) must match clean "
             f"{tuple(clean.shape)} (got {tuple(logits.shape)}, {tuple(masked.shape)}, "
             f"{tuple(t_positions.shape)})"
         )
-    selected = logits[masked].float()  # (masked, vocab): a fresh tensor, safe to edit in place
+    # (masked, vocab): a fresh tensor, safe to edit in place
+    selected = logits[masked].float() if full else logits.float().clone()
+
     selected[:, mask_id] = float("-inf")  # the model must never predict MASK as a clean token
     cross_entropy = torch.nn.functional.cross_entropy(selected, clean[masked], reduction="none")
     weighted = schedule.weight(t_positions[masked].float()) * cross_entropy
@@ -157,9 +196,19 @@ def nelbo(
 ) -> LossResult:
     """The NELBO of one noise draw. ``model`` is a DiT (``logits``/``training_logits``) or a module
     whose ``forward(noisy, clean, block_sizes)`` returns logits (``DiffusionForward``, or DDP/FSDP
-    around one; then pass ``mask_id``)."""
+    around one; then pass ``mask_id``). Through a ``DiffusionForward`` the output layer runs only
+    at the masked positions, the only ones the loss reads (forward and backward)."""
     sizes = as_block_size_tensor(block_sizes, *clean.shape)
+    if masked.shape != clean.shape or t_positions.shape != clean.shape:
+        raise ValueError(
+            f"masked and t_positions (batch, length) must match clean {tuple(clean.shape)} "
+            f"(got {tuple(masked.shape)}, {tuple(t_positions.shape)})"
+        )
     forward = DiffusionForward(model) if hasattr(model, "training_logits") else model
     mask_id = model.mask_id if mask_id is None else mask_id
-    logits = forward(noisy, clean, sizes)
+    # a DiffusionForward (bare or DDP/FSDP-wrapped) projects only the masked positions
+    selects = isinstance(forward, DiffusionForward) or isinstance(
+        getattr(forward, "module", None), DiffusionForward
+    )
+    logits = forward(noisy, clean, sizes, masked) if selects else forward(noisy, clean, sizes)
     return nelbo_from_logits(logits, clean, masked, t_positions, sizes, schedule=schedule, mask_id=mask_id)
