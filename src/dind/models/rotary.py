@@ -41,7 +41,8 @@ class Rotary(nn.Module):
             self.inv_freq.copy_(inverse_frequencies(self.head_dim, device=self.inv_freq.device))
 
     def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """(length,) long positions -> cos, sin, each (length, head_dim) fp32."""
-        angles = positions.to(torch.float32)[:, None] * self.inv_freq.float()[None, :]
+        """(length,) long positions -> cos, sin, each (length, head_dim) fp32; any shape of
+        positions gives (*positions.shape, head_dim) (per-row positions: (batch, length))."""
+        angles = positions.to(torch.float32)[..., None] * self.inv_freq.float()
         angles = torch.cat((angles, angles), dim=-1)
         return angles.cos(), angles.sin()

@@ -14,6 +14,7 @@ from dind.sampling.oracles import MarkovOracle
 from dind.sampling.plan import Stage, StagePlan
 from dind.sampling.postprocess import truncate_at_eos
 from dind.sampling.proposal import ProposalOptions, model_probs, propose
+from dind.sampling.refine_cache import REFINE_CACHES, ExactRefine, RefineCache, SkeletonRefine
 from dind.sampling.scorers import model_scorer
 from dind.sampling.trace import GenerationResult, StageTrace
 from dind.sampling.unmasking import (
@@ -27,16 +28,20 @@ from dind.sampling.unmasking import (
 
 __all__ = [
     "CONFIDENCE_TRACKERS",
+    "REFINE_CACHES",
     "UNMASKING_RULES",
     "Ancestral",
     "ConfidenceThreshold",
     "ConfidenceTopK",
     "ConfidenceTracker",
+    "ExactRefine",
     "FirstHitting",
     "GenerateOptions",
     "GenerationResult",
     "MarkovOracle",
     "ProposalOptions",
+    "RefineCache",
+    "SkeletonRefine",
     "Stage",
     "StageOutcome",
     "StagePlan",

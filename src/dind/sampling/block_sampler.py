@@ -41,6 +41,7 @@ from dind.models.protocol import Denoiser
 from dind.sampling.confidence import ConfidenceTracker, record_reveals
 from dind.sampling.nfe import CountingDenoiser
 from dind.sampling.proposal import ProposalOptions, draw_gumbel, model_probs, propose
+from dind.sampling.refine_cache import RefineCache
 from dind.sampling.unmasking.base import UnmaskingRule
 
 
@@ -90,6 +91,7 @@ def sample_stage(
     use_cache: bool = True,
     on_block: Callable[[], None] | None = None,
     stage_index: int | None = None,
+    refine: RefineCache | None = None,
 ) -> StageOutcome:
     """Fill every MASK of ``tokens`` (batch, length) with blocks of ``block_size`` (None = global).
 
@@ -98,6 +100,8 @@ def sample_stage(
     ``generators`` (one torch.Generator per row; one seed is drawn from each), exactly one of them.
     ``steps``: per-block step budget (None: ``rule.default_steps(width)``).
     ``proposal``: temperature and top-p (None: temperature 1, no nucleus).
+    ``refine``: how a global stage reuses work across its steps (``dind.sampling.refine_cache``;
+    None: exact, a full forward every step; refused for a stage with several blocks).
     ``on_block`` is called after each block (progress bars). ``stage_index`` (1-based) only names
     the stage in errors: NaN or +inf logits, or a position whose logits are all -inf, raise
     ``NonFiniteError`` naming the stage, the block and the number of bad values.
@@ -117,9 +121,16 @@ def sample_stage(
     batch, length = tokens.shape
     spans = stage_spans(block_size, length)
     nfe = torch.zeros(batch, dtype=torch.long, device=tokens.device)
+    if refine is not None and len(spans) > 1:
+        raise ValueError(
+            f"a refine cache applies to a global stage only (got block_size {block_size} at length {length})"
+        )
     cache = counting.new_cache(batch, length) if use_cache and len(spans) > 1 else None
     for index, (start, end) in enumerate(spans):
-        forward = _block_forward(counting, tokens, start, end, block_size, cache, single=len(spans) == 1)
+        if refine is not None:
+            forward = refine.forward(counting, tokens)
+        else:
+            forward = _block_forward(counting, tokens, start, end, block_size, cache, single=len(spans) == 1)
         nfe += _fill_block(context, forward, tokens, scores, start, end, index)
         if cache is not None and index < len(spans) - 1:
             counting.append_to_cache(tokens[:, start:end], cache=cache, start=start)
@@ -195,7 +206,7 @@ def _fill_block(
                 fresh = fresh.float()
                 _check_finite(fresh, context, start, end)
             # p(x0) caching: rows with nothing new keep their last output (MDLM's ddpm_cache)
-            keep_old = features is not None and bool((active & ~changed).any())
+            keep_old = isinstance(fresh, Tensor) and features is not None and bool((active & ~changed).any())
             features = torch.where(stale[:, None, None], fresh, features) if keep_old else fresh
             nfe += stale
             changed &= ~stale

@@ -221,7 +221,7 @@ class _PlanRun:
                 tracker=stage.tracker if stage.tracker is not None else self.tracker,
                 streams=streams, steps=stage.steps,
                 proposal=ProposalOptions(temperature=stage.temperature, top_p=stage.top_p),
-                use_cache=self.use_cache, on_block=on_block, stage_index=index,
+                use_cache=self.use_cache, on_block=on_block, stage_index=index, refine=stage.cache,
             )  # fmt: skip
             tokens, scores = outcome.tokens, outcome.scores
             trace.append(StageTrace(

@@ -84,6 +84,11 @@ class CountingDenoiser:
         with torch.no_grad():
             return self._timed(self.model.cached_features, block, cache=cache, start=start)
 
+    def partial_features(self, tokens: Tensor, where: Tensor, *, cache: Any) -> Tensor:
+        """A partial forward (``dind.sampling.refine_cache``): counted as a pass."""
+        with torch.no_grad():
+            return self._timed(self.model.partial_features, tokens, where, cache=cache)
+
     def project(self, features: Tensor) -> Tensor:
         begin = time.perf_counter()
         with torch.no_grad():

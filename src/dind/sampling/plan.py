@@ -7,7 +7,8 @@ Text form (``StagePlan.parse`` / ``str(plan)`` round-trip), stages joined by "->
     component := registered name ["(" key=value, ... ")"]
     options   := key=value pairs, comma separated: temperature, top_p, unmasking (a registered
                  rule, e.g. unmasking=confidence_threshold(threshold=0.8)), tracker (a registered
-                 confidence tracker, e.g. tracker=margin)
+                 confidence tracker, e.g. tracker=margin), cache (a refine cache of a global
+                 stage, e.g. cache=skeleton(every=4); default exact)
 
 e.g. "4 -> 1024@0.5", "4 -> 64@0.25 -> 1024@0.5", "4/8 -> L@0.5:random{top_p=0.9}",
 "4{tracker=margin} -> 256@0.5:posthoc_masked(chunks=8)". The remasker defaults to snapshot; a name
@@ -32,6 +33,7 @@ import attrs
 from dind.registry import Registry
 from dind.remaskers import REMASKERS, Remasker, SnapshotRemasker
 from dind.sampling.confidence import CONFIDENCE_TRACKERS
+from dind.sampling.refine_cache import REFINE_CACHES
 from dind.sampling.unmasking import UNMASKING_RULES
 from dind.textform import format_call, format_number, parse_call, split_top_level
 from dind.validation import (
@@ -57,6 +59,7 @@ class Stage:
     top_p: float = attrs.field(default=1.0, converter=float, validator=half_open_unit_interval)
     unmasking: object | None = None  # an UnmaskingRule; None = the sampler's default
     tracker: object | None = None  # a ConfidenceTracker; None = the sampler's default
+    cache: object | None = None  # a RefineCache of a global stage; None = exact
 
     def __str__(self) -> str:
         text = "L" if self.block_size is None else str(self.block_size)
@@ -76,6 +79,8 @@ class Stage:
             options.append(f"unmasking={_unmasking_name(self.unmasking)}")
         if self.tracker is not None:
             options.append(f"tracker={_tracker_name(self.tracker)}")
+        if self.cache is not None:
+            options.append(f"cache={_text_name(REFINE_CACHES, self.cache, 'refine cache')}")
         return text + ("{" + ",".join(options) + "}" if options else "")
 
 
@@ -154,6 +159,11 @@ class StagePlan:
                 raise ValueError(
                     f"stage {index}: block_size must divide length (got {size}, length {length})"
                 )
+            if stage.cache is not None and size is not None and size < length:
+                raise ValueError(
+                    f"stage {index}: a refine cache (cache=...) applies to a global stage only "
+                    f"(got block_size {size} < length {length}; use L)"
+                )
         generated = length - prompt_length  # every generated position is eligible after stage 1
         for index, stage in enumerate(self.stages, start=1):
             if stage.remask_ratio and math.floor(stage.remask_ratio * generated) == 0:
@@ -208,10 +218,14 @@ def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> S
                 kwargs[key] = _build(UNMASKING_RULES, value)
             elif key == "tracker":
                 kwargs[key] = _build(CONFIDENCE_TRACKERS, value)
+            elif key == "cache":
+                kwargs[key] = _build(REFINE_CACHES, value)
             elif key in ("temperature", "top_p"):
                 kwargs[key] = float(value)
             else:
-                raise ValueError(f"unknown option {key!r} (known: temperature, top_p, unmasking, tracker)")
+                raise ValueError(
+                    f"unknown option {key!r} (known: temperature, top_p, unmasking, tracker, cache)"
+                )
         return Stage(**kwargs)
     except (ValueError, TypeError, KeyError, LookupError) as error:
         raise ValueError(f"stage {index} ({piece!r}): {error}") from None
