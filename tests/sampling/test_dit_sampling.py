@@ -45,3 +45,27 @@ def test_model_scorer_runs_on_the_dit(micro):
     tokens = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
     scores = model_scorer(micro)(tokens)
     assert scores.shape == (2, 32) and ((scores > 0) & (scores < 1)).all()
+
+
+def test_the_cache_append_rides_on_the_next_blocks_first_forward(micro):
+    # DiT.append_and_features: one pass instead of an append pass plus the block's first forward
+    from dind.models import StaticStep
+
+    plan = StagePlan.parse("4")
+    options = GenerateOptions(bos_id=256)
+    fused = generate(micro, plan, length=32, batch_size=2, seed=1, options=options)
+    separate = generate(
+        micro, plan, length=32, batch_size=2, seed=1, options=options.evolve(step=StaticStep())
+    )
+    assert torch.equal(fused.tokens, separate.tokens)
+    blocks = 32 // 4
+    assert separate.trace[0].forward_passes - fused.trace[0].forward_passes == blocks - 1
+    # a block with nothing masked makes no forward: its positions are appended with the next one
+    cache, reference = micro.new_cache(2, 16), micro.new_cache(2, 16)
+    tokens = fused.tokens[:, :16]
+    for start in (0, 4):
+        micro.append_to_cache(tokens[:, start : start + 4], cache=reference, start=start)
+    expected = micro.cached_features(tokens[:, 8:12], cache=reference, start=8)
+    got = micro.append_and_features(tokens[:, 0:8], tokens[:, 8:12], cache=cache, start=0)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert cache.filled == 8

@@ -83,6 +83,11 @@ class DiT(
     def mask_id(self) -> int:
         return self.config.mask_token_id
 
+    @property
+    def model_length(self) -> int:
+        """The sequence length the model was trained on (config.json's ``model_length``)."""
+        return self.config.model_length
+
     def set_attention_backend(self, backend: str | AttentionBackend) -> None:
         """Switch the attention kernel (a registry name or a backend object); weights are unchanged.
         A name is also recorded in ``config.attn_backend`` (what a saved checkpoint names); an
@@ -200,6 +205,38 @@ class DiT(
         cache.check_block(start, block.shape[1], block.shape[0])
         inputs = self._cached_inputs(block, start, None)
         return self._forward(block, *inputs, self._cached(cache, start), project=False)
+
+    @torch.no_grad()
+    def append_and_features(self, finished: Tensor, block: Tensor, *, cache: KVCache, start: int) -> Tensor:
+        """``append_to_cache`` of the finished blocks at ``start`` (one or more blocks of the block's
+        width, appended block by block), then ``cached_features(block)`` right after them, in one
+        forward with the block-causal rule (blocks of ``block``'s width, aligned at ``start``): each
+        position attends to the cache, to earlier blocks and to its own block. The finished keys/
+        values are cached; returns the block's features."""
+        _check_tokens("finished", finished)
+        _check_tokens("block", block)
+        done, width = finished.shape[1], block.shape[1]
+        tokens = torch.cat([finished, block], dim=1)
+        cache.check_block(start, done + width, tokens.shape[0])
+        positions, conditioning = self._cached_inputs(tokens, start, None)
+        if done % width:
+            raise ValueError(f"finished must be whole blocks of the block's width (got {done}, {width})")
+
+        def mask_mod(batch: Tensor, head: Tensor, query: Tensor, key: Tensor) -> Tensor:
+            return (key < start) | ((key - start) // width <= query // width)
+
+        mask = AttentionMask(mask_mod, batch=None, query_length=done + width, key_length=start + done + width)
+
+        def for_layer(index: int) -> Attend:
+            def attend(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+                keys, values = cache.write(index, start, key, value)  # the block's are overwritten later
+                return self.attention(query, keys, values, mask)
+
+            return attend
+
+        features = self._forward(tokens, positions, conditioning, for_layer, project=False)
+        cache.advance(done)
+        return features[:, done:]
 
     @torch.no_grad()
     def partial_features(self, tokens: Tensor, where: Tensor, *, cache: KVCache) -> Tensor:

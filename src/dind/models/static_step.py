@@ -122,6 +122,10 @@ class StaticDenoiser:
     def mask_id(self) -> int:
         return self.model.mask_id
 
+    @property
+    def model_length(self) -> int:
+        return self.model.model_length
+
     def parameters(self):
         return self.model.parameters()
 

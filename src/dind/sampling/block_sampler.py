@@ -35,12 +35,12 @@ import torch
 from torch import Tensor
 
 from dind.blocks import FixedPartitioner, Span
-from dind.counter_rng import GUMBEL, RULE, STAGE, RowStreams, as_row_streams, fold
-from dind.errors import NonFiniteError
+from dind.counter_rng import STAGE, RowStreams, as_row_streams
 from dind.models.protocol import Denoiser
+from dind.sampling.block_step import BlockContext, check_finite, unmask_step
 from dind.sampling.confidence import ConfidenceTracker, record_reveals
 from dind.sampling.nfe import CountingDenoiser
-from dind.sampling.proposal import ProposalOptions, draw_gumbel, model_probs, propose
+from dind.sampling.proposal import ProposalOptions
 from dind.sampling.refine_cache import RefineCache
 from dind.sampling.unmasking.base import UnmaskingRule
 
@@ -55,18 +55,6 @@ class StageOutcome:
     nfe: Tensor
     forward_passes: int
     model_time_s: float
-
-
-@attrs.frozen(eq=False)  # holds tensors: compare their values, not ==
-class _BlockContext:
-    model: Denoiser
-    rule: UnmaskingRule
-    tracker: ConfidenceTracker
-    streams: RowStreams  # the stage's (folded with the stage index)
-    steps: int | None
-    proposal: ProposalOptions
-    stage_index: int | None = None
-    project: Callable[[Tensor], Tensor] | None = None  # features -> fp32 logits; None: logits given
 
 
 def stage_spans(block_size: int | None, length: int) -> tuple[Span, ...]:
@@ -113,7 +101,7 @@ def sample_stage(
         )
     streams = _stage_streams(generators, streams, tokens, stage_index)
     counting = CountingDenoiser(model)
-    context = _BlockContext(
+    context = BlockContext(
         counting, rule, tracker, streams, steps, proposal or ProposalOptions(), stage_index,
         counting.project if counting.projects else None,
     )  # fmt: skip
@@ -126,17 +114,54 @@ def sample_stage(
             f"a refine cache applies to a global stage only (got block_size {block_size} at length {length})"
         )
     cache = counting.new_cache(batch, length) if use_cache and len(spans) > 1 else None
+    appends = _Appends(counting, tokens, cache) if cache is not None else None
     for index, (start, end) in enumerate(spans):
         if refine is not None:
             forward = refine.forward(counting, tokens)
+        elif appends is not None:
+            forward = appends.forward(start, end)
         else:
-            forward = _block_forward(counting, tokens, start, end, block_size, cache, single=len(spans) == 1)
+            forward = _block_forward(counting, tokens, start, end, block_size, single=len(spans) == 1)
         nfe += _fill_block(context, forward, tokens, scores, start, end, index)
-        if cache is not None and index < len(spans) - 1:
-            counting.append_to_cache(tokens[:, start:end], cache=cache, start=start)
+        if appends is not None and index < len(spans) - 1:
+            appends.finished(start, end)
         if on_block is not None:
             on_block()
     return StageOutcome(tokens, scores, nfe, counting.forward_passes, counting.model_time_s)
+
+
+@attrs.define(eq=False)
+class _Appends:
+    """The finished blocks not yet in the KV cache. A model with ``append_and_features`` (the DiT)
+    appends them in the next block's first forward (one pass instead of two, the same numbers to
+    fp32 round-off); any other appends each block on its own as soon as it is finished."""
+
+    model: CountingDenoiser
+    tokens: Tensor
+    cache: Any
+    pending: tuple[int, int] | None = None
+
+    @property
+    def fuses(self) -> bool:
+        return self.model.projects and hasattr(self.model.model, "append_and_features")
+
+    def forward(self, start: int, end: int) -> Callable[[], Tensor]:
+        cached = self.model.cached_features if self.model.projects else self.model.cached_logits
+
+        def call() -> Tensor:
+            if self.pending is None:
+                return cached(self.tokens[:, start:end], cache=self.cache, start=start)
+            (first, last), self.pending = self.pending, None
+            done, block = self.tokens[:, first:last], self.tokens[:, start:end]
+            return self.model.append_and_features(done, block, cache=self.cache, start=first)
+
+        return call
+
+    def finished(self, start: int, end: int) -> None:
+        if not self.fuses:
+            self.model.append_to_cache(self.tokens[:, start:end], cache=self.cache, start=start)
+        else:  # a block with nothing masked made no forward: its positions join the queue
+            self.pending = (start, end) if self.pending is None else (self.pending[0], end)
 
 
 def _stage_streams(
@@ -162,23 +187,18 @@ def _stage_streams(
 
 
 def _block_forward(
-    model: Denoiser, tokens: Tensor, start: int, end: int, block_size: int | None, cache: Any, *, single: bool
+    model: Denoiser, tokens: Tensor, start: int, end: int, block_size: int | None, *, single: bool
 ) -> Callable[[], Tensor]:
-    """A closure returning the block's current (batch, width, features): the features of a
-    ``FeatureDenoiser`` (``CountingDenoiser.projects``), else the logits."""
-    if getattr(model, "projects", False):
-        full, cached = model.features, model.cached_features
-    else:
-        full, cached = model.logits, model.cached_logits
+    """A closure returning the block's current (batch, width, features) without a cache: the
+    features of a ``FeatureDenoiser`` (``CountingDenoiser.projects``), else the logits."""
+    full = model.features if getattr(model, "projects", False) else model.logits
     if single:
         return lambda: full(tokens, block_size=None)
-    if cache is not None:
-        return lambda: cached(tokens[:, start:end], cache=cache, start=start)
     return lambda: full(tokens[:, :end], block_size=block_size)[:, start:end]
 
 
 def _fill_block(
-    context: _BlockContext,
+    context: BlockContext,
     forward: Callable[[], Tensor],
     tokens: Tensor,
     scores: Tensor,
@@ -204,13 +224,13 @@ def _fill_block(
             fresh = forward()
             if context.project is None:  # logits: checked once per forward, every position
                 fresh = fresh.float()
-                _check_finite(fresh, context, start, end)
+                check_finite(fresh, context, start, end)
             # p(x0) caching: rows with nothing new keep their last output (MDLM's ddpm_cache)
             keep_old = isinstance(fresh, Tensor) and features is not None and bool((active & ~changed).any())
             features = torch.where(stale[:, None, None], fresh, features) if keep_old else fresh
             nfe += stale
             changed &= ~stale
-        reveal, revealed_tokens, revealed_scores = _step(
+        reveal, revealed_tokens, revealed_scores = unmask_step(
             context, features, masked, streams.child(step), step, steps, (start, end)
         )
         block[reveal] = revealed_tokens
@@ -225,78 +245,3 @@ def _fill_block(
                 f"unmasking rule {context.rule!r} did not finish a block of width "
                 f"{end - start} within max(width, steps={steps}) steps"
             )
-
-
-def _check_finite(logits: Tensor, context: _BlockContext, start: int, end: int) -> None:
-    """One reduction per projection (the positions a step samples): the max over the vocabulary
-    is NaN if any logit is NaN, +inf if any is +inf and -inf if a position has no finite logit;
-    all three would make sampling garbage (the proposal's argmax of NaNs is token 0: silently
-    all-zero text)."""
-    if bool(torch.isfinite(logits.amax(dim=-1)).all()):
-        return
-    bad = int((logits.isnan() | logits.isposinf()).sum())
-    empty = int(logits.isneginf().all(dim=-1).sum())
-    what = f"{bad} NaN/+inf logit values" if bad else f"{empty} positions whose logits are all -inf"
-    stage = f"stage {context.stage_index}, " if context.stage_index is not None else ""
-    raise NonFiniteError(
-        f"the model produced non-finite logits ({stage}block [{start}, {end}): {what}); sampling stopped. "
-        "Check the checkpoint's weights and the model dtype (e.g. fp16 overflow: try float32 or bfloat16)"
-    )
-
-
-def _checked(rule: UnmaskingRule, reveal: Tensor, masked: Tensor) -> Tensor:
-    # a reveal outside the masked set would overwrite a kept or prompt token
-    if bool((reveal & ~masked).any()):
-        raise ValueError(f"unmasking rule {rule!r} revealed a position that is not masked")
-    return reveal
-
-
-def _step(
-    context: _BlockContext,
-    features: Tensor,
-    masked: Tensor,
-    streams: RowStreams,
-    step: int,
-    steps: int,
-    span: tuple[int, int],
-) -> tuple[Tensor, Tensor, Tensor]:
-    """One unmasking step -> reveal (batch, width) bool, the revealed tokens and their tracker
-    scores, both flat in row-major order of ``reveal``. ``streams``: the step's row streams;
-    ``span``: the block, for errors. Rows with nothing masked get noise too (cheaper than a
-    gather); no rule reveals there."""
-    noise = streams.child(RULE).uniform(masked.shape[1])
-    rule = context.rule
-    if rule.uses_confidence:
-        candidates, probs = _propose_at(context, features, masked, streams, span)
-        confidence = torch.full(masked.shape, float("-inf"), device=masked.device)
-        confidence[masked] = probs.gather(1, candidates[:, None]).squeeze(1)
-        reveal = _checked(rule, rule.select(masked, noise, confidence, step=step, steps=steps), masked)
-        chosen = reveal[masked]
-        candidates, probs = candidates[chosen], probs[chosen]
-    else:
-        reveal = _checked(rule, rule.select(masked, noise, None, step=step, steps=steps), masked)
-        candidates, probs = _propose_at(context, features, reveal, streams, span)
-    revealed_scores = context.tracker.reveal_scores(probs[None], candidates[None])[0]
-    return reveal, candidates, revealed_scores
-
-
-def _propose_at(
-    context: _BlockContext, features: Tensor, where: Tensor, streams: RowStreams, span: tuple[int, int]
-) -> tuple[Tensor, Tensor]:
-    """Proposed tokens (positions,) and the model's fp32 distribution (positions, vocab) at the
-    True entries of ``where`` (batch, width), in row-major order; the output layer runs at those
-    positions only. The Gumbel noise of (row r, position p) is keyed by (row r's step stream,
-    GUMBEL, p): independent of the other rows."""
-    rows, columns = where.nonzero(as_tuple=True)  # row-major, as features[where]
-    selected = features[where]
-    if context.project is not None:  # features: the output layer here, checked where it ran
-        selected = context.project(selected)
-        _check_finite(selected, context, *span)
-    keys = fold(streams.child(GUMBEL).keys[rows], columns)
-    candidates = propose(
-        selected,
-        draw_gumbel(keys, selected.shape[-1]),
-        mask_id=context.model.mask_id,
-        options=context.proposal,
-    )
-    return candidates, model_probs(selected, context.model.mask_id)

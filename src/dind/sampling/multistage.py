@@ -156,6 +156,20 @@ def frozen_prefix_length(scores: Tensor) -> int:
     return prompt_length
 
 
+def check_trained_length(model: Denoiser, length: int) -> None:
+    """A model that states the length it was trained on (``model_length``: the DiT) is never run
+    over more positions: attention over a longer sequence is out of its training distribution, and
+    the samples would be silently worse. Denoisers without a ``model_length`` are not limited."""
+    limit = getattr(model, "model_length", None)
+    if limit is not None and length > limit:
+        raise ValueError(
+            f"length must be <= the model's model_length, the context it was trained on (got {length}, "
+            f"model_length {limit}); a longer forward is out of distribution, so it is refused: generate "
+            f"at most {limit} tokens (generation beyond the trained context needs a sliding window, "
+            "which dind does not have yet)"
+        )
+
+
 def _checked_options(options: GenerateOptions | None) -> GenerateOptions:
     if options is None:
         return GenerateOptions()
@@ -177,6 +191,7 @@ def _plan_run(model: Denoiser, plan: StagePlan, length: int, options: GenerateOp
     """The shared set-up of every entry point: the rule checked against the plan's step budgets,
     the decode step bound (and refreshed) once for the call."""
     check_stage_steps(plan, options.unmasking)  # "/N" with a rule that ignores steps
+    check_trained_length(model, length)
     stepper = options.step.bind(model)
     return _PlanRun(stepper, plan, length, options.tracker, options.unmasking, options.step.uses_cache)
 

@@ -84,6 +84,11 @@ class CountingDenoiser:
         with torch.no_grad():
             return self._timed(self.model.cached_features, block, cache=cache, start=start)
 
+    def append_and_features(self, finished: Tensor, block: Tensor, *, cache: Any, start: int) -> Tensor:
+        """A cache append fused with the next block's forward: one pass."""
+        with torch.no_grad():
+            return self._timed(self.model.append_and_features, finished, block, cache=cache, start=start)
+
     def partial_features(self, tokens: Tensor, where: Tensor, *, cache: Any) -> Tensor:
         """A partial forward (``dind.sampling.refine_cache``): counted as a pass."""
         with torch.no_grad():
