@@ -1,9 +1,8 @@
-"""The BD3-LM diffusion transformer (DiT), implementing ``dind.models.protocol.Denoiser``.
-
-``state_dict()`` is BD3-LM's checkpoint layout: ``backbone.*`` plus the ``sampling_eps_min`` /
-``sampling_eps_max`` buffers. Blocks run under whatever autocast the caller opened (BD3-LM uses
-bf16 on CUDA); LayerNorms run in fp32 and logits are returned as fp32.
-"""
+"""The BD3-LM diffusion transformer (DiT), a ``Denoiser`` and ``FeatureDenoiser`` (the sampler
+forwards: ``dind.models.sampling_forwards``). ``state_dict()`` is BD3-LM's checkpoint layout:
+``backbone.*`` plus the ``sampling_eps_min`` / ``sampling_eps_max`` buffers. Blocks run under
+whatever autocast the caller opened (BD3-LM uses bf16 on CUDA); LayerNorms run in fp32 and logits
+are returned as fp32."""
 
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ from dind.models.config import DiTConfig
 from dind.models.initialization import Init, initialize
 from dind.models.layers import Attend, DiTBlock, EmbeddingLayer, FinalLayer, TimestepEmbedder
 from dind.models.rotary import Rotary
+from dind.models.sampling_forwards import SamplingForwards, check_tokens
 
 
 class Backbone(nn.Module):
@@ -42,6 +42,7 @@ class Backbone(nn.Module):
 
 class DiT(
     nn.Module,
+    SamplingForwards,
     PyTorchModelHubMixin,
     library_name="dind",
     tags=["bd3lm", "block-diffusion", "dind"],
@@ -84,8 +85,7 @@ class DiT(
         return self.config.mask_token_id
 
     @property
-    def model_length(self) -> int:
-        """The sequence length the model was trained on (config.json's ``model_length``)."""
+    def model_length(self) -> int:  # the length it was trained on (config.json's model_length)
         return self.config.model_length
 
     def set_attention_backend(self, backend: str | AttentionBackend) -> None:
@@ -118,7 +118,7 @@ class DiT(
         (key // block_size <= query // block_size), or full bidirectional when block_size is None.
         ``where`` (batch, length) bool: the output layer runs only there and the result is
         ``logits[where]``, (n, vocab) in row-major order (what a loss over masked positions reads)."""
-        _check_tokens("tokens", tokens)
+        check_tokens("tokens", tokens)
         length = tokens.shape[1]
         if block_size is not None and (
             isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
@@ -146,7 +146,7 @@ class DiT(
         once per block size and reused), or None to build it for this call. ``where`` (batch,
         length) bool: the output layer runs only at those noisy positions (forward and backward);
         returns ``logits[where]``, (n, vocab)."""
-        _check_tokens("noisy", noisy)
+        check_tokens("noisy", noisy)
         if clean.shape != noisy.shape:
             raise ValueError(
                 f"clean must have the noisy shape (got {tuple(clean.shape)}, {tuple(noisy.shape)})"
@@ -182,112 +182,16 @@ class DiT(
     ) -> Tensor:
         """(batch, width) tokens at [start, start + width) -> (batch, width, vocab) fp32 logits, the
         block attending to the cached [0, start) and to itself. Leaves the cache's content unchanged."""
-        _check_tokens("block", block)
+        check_tokens("block", block)
         cache.check_block(start, block.shape[1], block.shape[0])
         return self._forward(block, *self._cached_inputs(block, start, sigma), self._cached(cache, start))
-
-    # ---- features: the output layer applied only where a sampler needs logits ------------------
-
-    def features(self, tokens: Tensor, *, block_size: int | None = None) -> Tensor:
-        """``logits`` without the output layer: (batch, length, hidden_dim) in the compute dtype.
-        ``project(features[where])`` equals ``logits(tokens)[where]`` up to fp32 round-off."""
-        _check_tokens("tokens", tokens)
-        length = tokens.shape[1]
-        mask = None if block_size is None or block_size >= length else block_causal_mask(length, block_size)
-        positions = torch.arange(length, device=tokens.device)
-        conditioning = self._conditioning(None, tokens)
-        return self._forward(tokens, positions, conditioning, self._masked(mask), project=False)
-
-    @torch.no_grad()
-    def cached_features(self, block: Tensor, *, cache: KVCache, start: int) -> Tensor:
-        """``cached_logits`` without the output layer: (batch, width, hidden_dim)."""
-        _check_tokens("block", block)
-        cache.check_block(start, block.shape[1], block.shape[0])
-        inputs = self._cached_inputs(block, start, None)
-        return self._forward(block, *inputs, self._cached(cache, start), project=False)
-
-    @torch.no_grad()
-    def append_and_features(self, finished: Tensor, block: Tensor, *, cache: KVCache, start: int) -> Tensor:
-        """``append_to_cache`` of the finished blocks at ``start`` (one or more blocks of the block's
-        width, appended block by block), then ``cached_features(block)`` right after them, in one
-        forward with the block-causal rule (blocks of ``block``'s width, aligned at ``start``): each
-        position attends to the cache, to earlier blocks and to its own block. The finished keys/
-        values are cached; returns the block's features."""
-        _check_tokens("finished", finished)
-        _check_tokens("block", block)
-        done, width = finished.shape[1], block.shape[1]
-        tokens = torch.cat([finished, block], dim=1)
-        cache.check_block(start, done + width, tokens.shape[0])
-        positions, conditioning = self._cached_inputs(tokens, start, None)
-        if done % width:
-            raise ValueError(f"finished must be whole blocks of the block's width (got {done}, {width})")
-
-        def mask_mod(batch: Tensor, head: Tensor, query: Tensor, key: Tensor) -> Tensor:
-            return (key < start) | ((key - start) // width <= query // width)
-
-        mask = AttentionMask(mask_mod, batch=None, query_length=done + width, key_length=start + done + width)
-
-        def for_layer(index: int) -> Attend:
-            def attend(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
-                keys, values = cache.write(index, start, key, value)  # the block's are overwritten later
-                return self.attention(query, keys, values, mask)
-
-            return attend
-
-        features = self._forward(tokens, positions, conditioning, for_layer, project=False)
-        cache.advance(done)
-        return features[:, done:]
-
-    @torch.no_grad()
-    def partial_features(self, tokens: Tensor, where: Tensor, *, cache: KVCache) -> Tensor:
-        """Features (n, hidden_dim) at the True positions of ``where`` (batch, length), row-major,
-        from a full-attention forward that recomputes only those positions: each layer writes their
-        fresh keys/values into ``cache`` (which holds every position's, from an earlier
-        ``cached_features(tokens, cache=cache, start=0)``) and attends over all of it. Positions
-        not recomputed keep their earlier keys/values: an approximation (a skeleton cache) unless
-        nothing else changed since."""
-        batch, length = tokens.shape
-        counts = where.sum(dim=1)
-        width = max(int(counts.max()), 1)
-        # each row's selected positions first, in order; short rows repeat their first one
-        order = torch.argsort((~where).to(torch.int8), dim=1, stable=True)[:, :width]
-        valid = torch.arange(width, device=tokens.device)[None, :] < counts[:, None]
-        positions = torch.where(valid, order, order[:, :1])
-        x = self.backbone.vocab_embed(tokens.gather(1, positions))
-        cos, sin = self._rotary(positions)
-        cos, sin = cos[:, None], sin[:, None]  # (batch, 1 head, width, head_dim)
-        conditioning = self._conditioning(None, tokens)
-        heads, head_dim = self.config.n_heads, self.config.head_dim
-        index = positions[:, None, :, None].expand(batch, heads, width, head_dim)
-
-        def attend_for(layer: int) -> Attend:
-            def attend(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
-                keys, values = cache.keys[layer], cache.values[layer]
-                keys.scatter_(2, index, key.to(keys.dtype))
-                values.scatter_(2, index, value.to(values.dtype))
-                return self.attention(query, keys.to(query.dtype), values.to(query.dtype), None)
-
-            return attend
-
-        for layer_index, layer in enumerate(self.backbone.blocks):
-            x = layer(x, conditioning, cos, sin, attend_for(layer_index))
-        return x[valid]
-
-    def project(self, features: Tensor) -> Tensor:
-        """(..., hidden_dim) features -> (..., vocab) fp32 logits: the output layer (final norm,
-        adaLN shift/scale of the sampling conditioning, linear) at those positions only."""
-        hidden = features.shape[-1]
-        flat = features.reshape(1, -1, hidden)
-        conditioning = self._conditioning(None, torch.zeros(1, 1, dtype=torch.long, device=features.device))
-        logits = self.backbone.output_layer(flat, conditioning).float()
-        return logits.reshape(*features.shape[:-1], logits.shape[-1])
 
     @torch.no_grad()
     def append_to_cache(
         self, block: Tensor, *, cache: KVCache, start: int, sigma: Tensor | None = None
     ) -> None:
         """Run the finished block once and store its keys/values at [start, start + width)."""
-        _check_tokens("block", block)
+        check_tokens("block", block)
         cache.check_block(start, block.shape[1], block.shape[0])
         positions, conditioning = self._cached_inputs(block, start, sigma)
         x = self.backbone.vocab_embed(block)
@@ -394,11 +298,3 @@ class DiT(
             rows = where.nonzero()[:, 0]
             return self.backbone.output_layer(x[where][:, None], conditioning[rows]).float()[:, 0]
         return self.backbone.output_layer(x, conditioning).float()
-
-
-def _check_tokens(name: str, tokens: Tensor) -> None:
-    if tokens.dim() != 2 or tokens.dtype != torch.long or tokens.shape[1] < 1:
-        raise ValueError(
-            f"{name} must be a non-empty (batch, length) long tensor (got shape "
-            f"{tuple(tokens.shape)}, dtype {tokens.dtype})"
-        )

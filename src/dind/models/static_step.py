@@ -41,9 +41,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dind.attention import AttentionMask, KVCache
-from dind.models.dit import DiT, _check_tokens
+from dind.models.dit import DiT
 from dind.models.folded import FoldedDiT, WeightSnapshot
 from dind.models.protocol import Denoiser
+from dind.models.sampling_forwards import check_tokens
 from dind.models.step_compile import CompileError, compile_step, fresh
 from dind.models.steps import DECODE_STEPS
 
@@ -193,7 +194,7 @@ class StaticDenoiser:
         self._placement = placement
 
     def _positions(self, block: Tensor, cache: KVCache, start: int) -> Tensor:
-        _check_tokens("block", block)
+        check_tokens("block", block)
         cache.check_block(start, block.shape[1], block.shape[0])
         return torch.arange(start, start + block.shape[1], device=block.device)
 

@@ -33,7 +33,15 @@ from dind.models.protocol import Denoiser
 from dind.remaskers import RemaskContext, remask
 from dind.sampling.block_sampler import sample_stage, stage_spans
 from dind.sampling.confidence import ConfidenceTracker, initial_scores
-from dind.sampling.inputs import Prompt, check_generate_arguments, check_prompt_fits, prompt_prefix
+from dind.sampling.inputs import (
+    Prompt,
+    check_generate_arguments,
+    check_prompt_fits,
+    check_trained_length,
+    checked_options,
+    frozen_prefix_length,
+    prompt_prefix,
+)
 from dind.sampling.options import GenerateOptions
 from dind.sampling.plan import Stage, StagePlan
 from dind.sampling.proposal import ProposalOptions
@@ -66,7 +74,7 @@ def generate(
       progress bar); None for the defaults. EOS truncation and low-entropy redraws are functions
       over the result (``truncate_at_eos``, ``dind.eval.redraw_low_entropy``).
     """
-    options = _checked_options(options)
+    options = checked_options(options)
     prompt, seed = check_generate_arguments(
         model, plan, length=length, batch_size=batch_size, prompt=prompt, seed=seed, bos_id=options.bos_id
     )
@@ -93,7 +101,7 @@ def continue_plan(
     ``plan`` with the draft's seeds, token for token; its trace starts with the draft's stage traces
     (their NFEs and times included). Frozen positions (BOS, prompt) are those the draft scores +inf.
     """
-    options = _checked_options(options)
+    options = checked_options(options)
     done, length = len(draft.trace), draft.tokens.shape[1]
     first = [(stage.block_size, float(stage.remask_ratio)) for stage in list(plan)[:done]]
     if not done < len(plan) or first != [(t.block_size, t.remask_ratio) for t in draft.trace]:
@@ -124,7 +132,7 @@ def regenerate_rows(
     stream's sub-stream (ATTEMPT, k), so every draw differs and stays reproducible; the trace's
     counters and times add up. ``result``: a ``generate`` result of ``plan`` with the same model
     and options, no EOS truncation. What ``dind.eval.redraw_low_entropy`` builds on."""
-    options = _checked_options(options)
+    options = checked_options(options)
     rows = sorted({int(row) for row in rows})
     batch, length = result.tokens.shape
     if any(not 0 <= row < batch for row in rows):
@@ -142,40 +150,6 @@ def regenerate_rows(
     tokens, scores, trace = _merge(result.tokens, result.scores, result.trace, rows, again)
     attempts[rows] += 1
     return GenerationResult(tokens, scores, trace, result.seeds, attempts, result.lengths)
-
-
-def frozen_prefix_length(scores: Tensor) -> int:
-    """The number of frozen (BOS, prompt) positions of a result: its +inf scores, which must be the
-    same prefix of every row."""
-    frozen = torch.isposinf(scores)
-    prompt_length = int(frozen[0].sum())
-    if not bool(frozen[:, :prompt_length].all()) or bool(frozen[:, prompt_length:].any()):
-        raise ValueError(
-            "the result's +inf scores must be the same prefix of every row (got another pattern)"
-        )
-    return prompt_length
-
-
-def check_trained_length(model: Denoiser, length: int) -> None:
-    """A model that states the length it was trained on (``model_length``: the DiT) is never run
-    over more positions: attention over a longer sequence is out of its training distribution, and
-    the samples would be silently worse. Denoisers without a ``model_length`` are not limited."""
-    limit = getattr(model, "model_length", None)
-    if limit is not None and length > limit:
-        raise ValueError(
-            f"length must be <= the model's model_length, the context it was trained on (got {length}, "
-            f"model_length {limit}); a longer forward is out of distribution, so it is refused: generate "
-            f"at most {limit} tokens (generation beyond the trained context needs a sliding window, "
-            "which dind does not have yet)"
-        )
-
-
-def _checked_options(options: GenerateOptions | None) -> GenerateOptions:
-    if options is None:
-        return GenerateOptions()
-    if not isinstance(options, GenerateOptions):
-        raise TypeError(f"options must be a GenerateOptions or None (got {type(options).__name__})")
-    return options
 
 
 def _check_unchanged(draft: GenerationResult) -> None:
