@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from dind import models
-from dind.models import CompiledStep
-from dind.models.static_step import static_step
+from dind.models import CompiledStep, StaticStep
 from dind.sampling import GenerateOptions, StagePlan, generate
 
 RESULTS = Path(__file__).parent / "results"
@@ -59,8 +58,8 @@ def decode_step(model, *, length: int, start: int, width: int) -> dict:
     block = tokens[:, start : start + width].clone()
     block[:, ::2] = model.mask_id
     out = {}
-    for name, stepper in (("dynamic", model), ("static", static_step(model)),
-                          ("compiled", static_step(model, compiled=True))):  # fmt: skip
+    for name, stepper in (("dynamic", model), ("static", StaticStep().bind(model)),
+                          ("compiled", CompiledStep().bind(model))):  # fmt: skip
         with torch.autocast("cuda", dtype=torch.bfloat16):
             cache = stepper.new_cache(1, length)
             for s in range(0, start, width):
@@ -79,11 +78,12 @@ def decode_step(model, *, length: int, start: int, width: int) -> dict:
 
 
 def same_samples(model) -> bool:
-    kwargs = dict(length=256, batch_size=2, seed=0, bos_id=50256)
+    kwargs = dict(length=256, batch_size=2, seed=0)
+    options = GenerateOptions(bos_id=50256)
     plan = StagePlan.parse("4 -> 256@0.25/8{unmasking=confidence_topk}")
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        dynamic = generate(model, plan, **kwargs)
-        compiled = generate(model, plan, **kwargs, options=GenerateOptions(step=CompiledStep()))
+        dynamic = generate(model, plan, **kwargs, options=options)
+        compiled = generate(model, plan, **kwargs, options=options.evolve(step=CompiledStep()))
     return bool(torch.equal(dynamic.tokens, compiled.tokens))
 
 
