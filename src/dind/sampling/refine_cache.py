@@ -98,8 +98,11 @@ class _Skeleton:
             self.full = self.model.cached_features(self.tokens, cache=self.cache, start=0)
             self.seen = self.tokens.clone()
             return self.full[where]
-        if self.full is not None and torch.equal(self.tokens, self.seen):
-            return self.full[where]  # a step that revealed nothing: the full forward still holds
+        # rows are independent: the full forward still holds for every row asked for whose
+        # tokens did not change since (a step that revealed nothing in them)
+        rows_unchanged = (self.tokens == self.seen).all(dim=1) | ~where.any(dim=1)
+        if self.full is not None and bool(rows_unchanged.all()):
+            return self.full[where]
         self.full = None
         changed = self.tokens != self.seen
         need = changed | where

@@ -116,16 +116,13 @@ class DiffusionForward(nn.Module):
 
 def _takes_masks(model: nn.Module) -> bool:
     """Whether ``model.training_logits`` accepts ``masks=`` (a DiT does; another denoiser may not)."""
-    return _takes(model, "masks")
+    return _takes(model, "masks", ("training_logits",))
 
 
-def _takes(model: nn.Module, keyword: str) -> bool:
-    """Whether ``model.training_logits`` and ``model.logits`` accept ``keyword``."""
+def _takes(model: nn.Module, keyword: str, methods: tuple[str, ...] = ("training_logits", "logits")) -> bool:
+    """Whether every one of ``model``'s ``methods`` accepts ``keyword``."""
     try:
-        return all(
-            keyword in inspect.signature(getattr(model, name)).parameters
-            for name in ("training_logits", "logits")
-        )
+        return all(keyword in inspect.signature(getattr(model, name)).parameters for name in methods)
     except (AttributeError, TypeError, ValueError):
         return False
 
