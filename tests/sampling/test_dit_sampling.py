@@ -69,3 +69,30 @@ def test_the_cache_append_rides_on_the_next_blocks_first_forward(micro):
     got = micro.append_and_features(tokens[:, 0:8], tokens[:, 8:12], cache=cache, start=0)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert cache.filled == 8
+
+
+def test_a_wrapper_that_changes_the_logits_is_sampled_through_them(micro):
+    # features + project stand in for logits only where they are the same function: an instance
+    # or subclass that replaces logits (a bias, guidance) must not be bypassed
+    import copy
+
+    from dind.models import DiT
+    from dind.models.protocol import projects_consistently
+
+    assert projects_consistently(micro)
+    patched = copy.deepcopy(micro)
+    original = patched.logits
+    patched.logits = lambda tokens, block_size=None: original(tokens, block_size=block_size).fill_(
+        float("nan")
+    )
+    assert not projects_consistently(patched)
+
+    class Biased(DiT):
+        def logits(self, tokens, *, block_size=None, sigma=None, where=None):
+            return super().logits(tokens, block_size=block_size, sigma=sigma, where=where) + 1.0
+
+    assert not projects_consistently(Biased(micro.config))
+    from dind.errors import NonFiniteError
+
+    with pytest.raises(NonFiniteError, match="non-finite logits"):
+        generate(patched, StagePlan.parse("L"), length=16, seed=0, options=GenerateOptions(bos_id=256))

@@ -89,16 +89,13 @@ class DiT(
         return self.config.model_length
 
     def set_attention_backend(self, backend: str | AttentionBackend) -> None:
-        """Switch the attention kernel (a registry name or a backend object); weights are unchanged.
-        A name is also recorded in ``config.attn_backend`` (what a saved checkpoint names); an
-        object cannot be serialised, so the config keeps naming the previous backend."""
+        """Switch the attention kernel (a name, also recorded in ``config.attn_backend``, or an
+        object, which a config cannot name); weights are unchanged."""
         if isinstance(backend, str):
             self.attention = ATTENTION_BACKENDS.build(backend)
             self.config = attrs.evolve(self.config, attn_backend=backend)
         else:
             self.attention = backend
-
-    # ---- forward passes -------------------------------------------------------------------------
 
     def forward(
         self, tokens: Tensor, *, block_size: int | None = None, sigma: Tensor | None = None
@@ -185,6 +182,9 @@ class DiT(
         check_tokens("block", block)
         cache.check_block(start, block.shape[1], block.shape[0])
         return self._forward(block, *self._cached_inputs(block, start, sigma), self._cached(cache, start))
+
+    def project(self, features: Tensor) -> Tensor:  # here, beside logits (projects_consistently)
+        return self.project_features(features)
 
     @torch.no_grad()
     def append_to_cache(

@@ -70,3 +70,22 @@ class DecodeStep(Protocol):
         """The denoiser to call for one ``generate`` call (called once, at its start: the place to
         rebuild anything derived from the model's weights, so no weight change is ever missed)."""
         ...
+
+
+def projects_consistently(model: object) -> bool:
+    """Whether a sampler may use ``model``'s features and ``project`` in place of its logits: it is
+    a ``FeatureDenoiser`` whose ``logits`` and ``cached_logits`` are defined on the class that
+    defines ``project`` or above it, and not replaced on the instance. A subclass or a wrapper
+    that changes the logits (a logit bias, guidance, a test's NaN) without its own ``project``
+    is sampled through its logits, never silently bypassed."""
+    if not isinstance(model, FeatureDenoiser):
+        return False
+    if any(name in getattr(model, "__dict__", {}) for name in ("logits", "cached_logits", "project")):
+        return False
+    mro = type(model).__mro__
+    owner = next((cls for cls in mro if "project" in vars(cls)), None)
+    for name in ("logits", "cached_logits"):
+        defined = next((cls for cls in mro if name in vars(cls)), None)
+        if owner is None or defined is None or (defined is not owner and issubclass(defined, owner)):
+            return False
+    return True

@@ -107,9 +107,11 @@ class SamplingForwards:
             x = layer(x, conditioning, cos, sin, attend_for(layer_index))
         return x[valid]
 
-    def project(self, features: Tensor) -> Tensor:
+    def project_features(self, features: Tensor) -> Tensor:
         """(..., hidden_dim) features -> (..., vocab) fp32 logits: the output layer (final norm,
-        adaLN shift/scale of the sampling conditioning, linear) at those positions only."""
+        adaLN shift/scale of the sampling conditioning, linear) at those positions only. The DiT's
+        ``project`` (defined on the class whose ``logits`` it matches: see
+        ``dind.models.protocol.projects_consistently``)."""
         hidden = features.shape[-1]
         flat = features.reshape(1, -1, hidden)
         conditioning = self._conditioning(None, torch.zeros(1, 1, dtype=torch.long, device=features.device))

@@ -18,7 +18,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from dind.models.protocol import Denoiser, FeatureDenoiser
+from dind.models.protocol import Denoiser, projects_consistently
 
 
 def _synchronize(tensor: Tensor | None) -> None:
@@ -74,7 +74,7 @@ class CountingDenoiser:
     @property
     def projects(self) -> bool:
         """Whether the wrapped model stops before its output layer (``FeatureDenoiser``)."""
-        return isinstance(self.model, FeatureDenoiser)
+        return projects_consistently(self.model)
 
     def features(self, tokens: Tensor, *, block_size: int | None = None) -> Tensor:
         with torch.no_grad():
