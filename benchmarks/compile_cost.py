@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from backbone_cpu import cpu_model  # the benchmarks' shared machine line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compile-cost.md"
 
@@ -54,13 +55,6 @@ def _child(cache_dir: str, args: argparse.Namespace) -> tuple[float, float, floa
     return first, second, load
 
 
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny")
@@ -83,7 +77,7 @@ def main() -> None:
         f"--batch-size {args.batch_size}`: a fresh process per row, one-stage plan `4` (block 4), "
         "1 thread; first `generate` call (compiles) and a second call in the same process.",
         "",
-        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}.",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}.",
         "",
         "| process | first call (s) | second call (s) | load average at start |",
         "| --- | --- | --- | --- |",

@@ -17,13 +17,13 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from importlib import resources
 from pathlib import Path
 
 import torch
+from backbone_cpu import cpu_model  # the benchmarks' shared machine line
 
 import dind
 from dind.eval import load_judge, repeated_ngram_rate
@@ -42,16 +42,6 @@ VARIANTS = {
     "skeleton every 32": "4 -> L@0.5{cache=skeleton(every=32)}",
 }
 REFERENCE = "exact first-hitting"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _score(judge, rows: list[list[int]]) -> tuple[list[float], list[float], list[float]]:
@@ -118,7 +108,7 @@ def report(out: dict, args: argparse.Namespace, load: tuple[float, float]) -> st
         "(judge-shakespeare; the only shipped judge today). Paired differences against exact "
         "first-hitting on the same drafts and seeds; a difference counts when |mean| > 2 se.",
         "",
-        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread, fp32; "
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread, fp32; "
         f"load average {load[0]:.2f} before, {load[1]:.2f} after (a loaded machine stretches times; "
         "the ratios to stage 1 are what to compare).",
         "",

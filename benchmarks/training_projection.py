@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from backbone_cpu import cpu_model  # the benchmarks' shared machine line
 
 from dind.models import build
 from dind.schedules import LogLinearSchedule
@@ -40,16 +40,6 @@ def _step(model, forward, optimizer, draw, sizes, masked_only: bool) -> float:
     result.loss.backward()
     optimizer.step()
     return time.perf_counter() - begin
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -88,7 +78,7 @@ def main() -> None:
         f"block {args.block_size}, {masked} of {args.length} positions masked, fp32, 1 thread, AdamW; "
         "interleaved A B A B, one warm-up step.",
         "",
-        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}; load average "
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}; load average "
         f"{load_before[0]:.2f} before, {load_after[0]:.2f} after.",
         "",
         "| output layer at | median step (s) | steps (s) |",
