@@ -40,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model (CPU) with Gen PPL and entropy within 2 se of exact (benchmarks/results/refine-cpu.md)",
     )
     parser.add_argument(
-        "--length", type=positive_int, default=1024, help="tokens per sample, BOS included (default: 1024)"
+        "--length",
+        type=positive_int,
+        default=None,
+        help="tokens per sample, BOS included (default: the model's model_length, its training length)",
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=1, help="samples generated together (default: 1)"
@@ -140,10 +143,11 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     prompt = tokenizer.encode(args.prompt) if args.prompt else None
+    length = args.length if args.length is not None else getattr(model, "model_length", 1024)
     result = generate(
         model,
         plan,
-        length=args.length,
+        length=length,
         batch_size=args.batch_size,
         prompt=prompt,
         seed=args.seed,

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the model's dind tokenizer (default: the one fitting its vocabulary)",
     )
     parser.add_argument(
-        "--length", type=positive_int, default=1024, help="sample length in tokens (default: 1024)"
+        "--length", type=positive_int, default=None, help="sample length (default: the model's model_length)"
     )
     parser.add_argument(
         "--draft-block-size", type=positive_int, default=4, help="stage-1 block size D (default: 4)"
@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         args.model, torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     )
     tokenizer_name, tokenizer = resolve_tokenizer(args.tokenizer, model)
+    if args.length is None:
+        args.length = getattr(model, "model_length", 1024)
     judge = load_judge(
         args.judge,
         device=args.judge_device,
