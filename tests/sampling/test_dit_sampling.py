@@ -48,18 +48,17 @@ def test_model_scorer_runs_on_the_dit(micro):
 
 
 def test_the_cache_append_rides_on_the_next_blocks_first_forward(micro):
-    # DiT.append_and_features: one pass instead of an append pass plus the block's first forward
+    # append_and_features (DiT, static step): one pass instead of an append plus the block's first
     from dind.models import StaticStep
 
     plan = StagePlan.parse("4")
     options = GenerateOptions(bos_id=256)
     fused = generate(micro, plan, length=32, batch_size=2, seed=1, options=options)
-    separate = generate(
-        micro, plan, length=32, batch_size=2, seed=1, options=options.evolve(step=StaticStep())
-    )
-    assert torch.equal(fused.tokens, separate.tokens)
-    blocks = 32 // 4
-    assert separate.trace[0].forward_passes - fused.trace[0].forward_passes == blocks - 1
+    static = generate(micro, plan, length=32, batch_size=2, seed=1, options=options.evolve(step=StaticStep()))
+    assert torch.equal(fused.tokens, static.tokens)
+    # first-hitting: one forward per generated token (31 after BOS), no separate append passes
+    assert fused.trace[0].forward_passes == static.trace[0].forward_passes == 31
+    assert fused.nfe.tolist() == [31, 31]
     # a block with nothing masked makes no forward: its positions are appended with the next one
     cache, reference = micro.new_cache(2, 16), micro.new_cache(2, 16)
     tokens = fused.tokens[:, :16]

@@ -24,7 +24,8 @@ tokens: equally valid draws, not the same ones.
 Two decode steps (``dind.models.protocol.DecodeStep``) run it: ``StaticStep()`` (eager) and
 ``CompiledStep()`` (under ``torch.compile``: inductor with frozen weights and max-autotune on CPU,
 CUDA graphs on CUDA; ``dind.models.step_compile``; the first call per block width compiles,
-~30-60 s on an idle CPU). The caller builds one and passes it to ``generate`` through
+61 s cold, 31 s with inductor's on-disk cache warm, 110-145 s loaded: benchmarks/results/
+compile-cost.md). The caller builds one and passes it to ``generate`` through
 ``GenerateOptions(step=...)``; keep the object to reuse its graphs and preallocated caches across
 calls. Nothing is stored on the model. ``bind(model)``, called once per ``generate`` call, returns
 a ``StaticDenoiser`` for that model, refreshed: the eager step folds the weights anew every call
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import attrs
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from dind.attention import AttentionMask, KVCache
@@ -45,44 +45,17 @@ from dind.models.dit import DiT
 from dind.models.folded import FoldedDiT, WeightSnapshot
 from dind.models.protocol import Denoiser
 from dind.models.sampling_forwards import check_tokens
+from dind.models.static_attention import (
+    attend_prefix,
+    fused_visible,
+    prefix_attention,
+    visible_below,
+    write_positions,
+)
 from dind.models.step_compile import CompileError, compile_step, fresh
 from dind.models.steps import DECODE_STEPS
 
 __all__ = ["CompileError", "CompiledStep", "StaticDenoiser", "StaticStep", "attend_prefix"]
-
-
-def attend_prefix(query: Tensor, keys: Tensor, values: Tensor, end: Tensor) -> Tensor:
-    """SDPA of ``query`` (batch, heads, width, head_dim) over keys/values [0, end) of the cache
-    buffers (batch, heads, cache length, head_dim); ``end`` a 1-element long tensor."""
-    length = int(end)
-    keys, values = keys.narrow(2, 0, length), values.narrow(2, 0, length)
-    if keys.dtype != query.dtype:
-        keys, values = keys.to(query.dtype), values.to(query.dtype)
-    return F.scaled_dot_product_attention(query, keys, values)
-
-
-# the same as an op opaque to torch.compile, so the graph around it keeps static shapes (a plain
-# dispatcher op: torch.library.custom_op's wrapper costs ~0.1 ms a call, a sixth of the step).
-# Defined once per process (a reloaded module re-points the implementation, nothing else).
-if not hasattr(torch.ops.dind, "prefix_attention"):
-    torch.library.define(
-        "dind::prefix_attention", "(Tensor query, Tensor keys, Tensor values, Tensor end) -> Tensor"
-    )
-
-    @torch.library.register_fake("dind::prefix_attention")
-    def _(query: Tensor, keys: Tensor, values: Tensor, end: Tensor) -> Tensor:
-        return torch.empty_like(query)
-
-
-torch.library.impl("dind::prefix_attention", "CompositeExplicitAutograd", attend_prefix)
-prefix_attention = torch.ops.dind.prefix_attention
-
-
-def _visible_below(limit: Tensor):
-    def mask_mod(batch: Tensor, head: Tensor, query: Tensor, key: Tensor) -> Tensor:
-        return key < limit
-
-    return mask_mod
 
 
 class StaticDenoiser:
@@ -165,6 +138,21 @@ class StaticDenoiser:
         return self.project(self.cached_features(block, cache=cache, start=start))
 
     @torch.no_grad()
+    def append_and_features(self, finished: Tensor, block: Tensor, *, cache: KVCache, start: int) -> Tensor:
+        """``DiT.append_and_features`` with static shapes: the last finished block and the noisy
+        block in one step of twice the width (earlier queued blocks are appended on their own
+        first, so the shapes never change), the block-causal rule as a mask over the cache."""
+        width = block.shape[1]
+        for first in range(start, start + finished.shape[1] - width, width):
+            self.append_to_cache(finished[:, first - start : first - start + width], cache=cache, start=first)
+        start = start + finished.shape[1] - width
+        tokens = torch.cat([finished[:, -width:], block], dim=1)
+        positions = self._positions(tokens, cache, start)
+        features = self._fused(tokens, positions, cache.keys, cache.values, True)
+        cache.advance(width)
+        return features[:, width:]
+
+    @torch.no_grad()
     def append_to_cache(self, block: Tensor, *, cache: KVCache, start: int) -> None:
         positions = self._positions(block, cache, start)
         # compiled: the full step (one graph, no output layer in it); eager: stop after the last
@@ -188,10 +176,33 @@ class StaticDenoiser:
             self.full_length = device.type == "cuda" if self._full_length is None else self._full_length
         if self.compiled:
             self._step = compile_step(fresh(self._eager_step), placement[0])
+            self._fused = compile_step(fresh(self._eager_fused), placement[0])
             self._snapshot = WeightSnapshot(self.model)
         else:
-            self._step = self._eager_step
+            self._step, self._fused = self._eager_step, self._eager_fused
         self._placement = placement
+
+    def _eager_fused(
+        self, tokens: Tensor, positions: Tensor, keys: list[Tensor], values: list[Tensor], features: bool
+    ) -> Tensor | None:
+        """A finished block and the next noisy one (each ``width`` wide) at ``positions``: writes
+        both blocks' keys/values (the noisy ones are overwritten later) and attends over the whole
+        cache length with the block-causal mask; returns (batch, 2 width, hidden_dim) features."""
+        width = tokens.shape[1] // 2
+        mask = AttentionMask(
+            fused_visible(positions[:1], width),
+            batch=None,
+            query_length=2 * width,
+            key_length=keys[0].shape[2],
+        )
+        attention = self.model.attention
+
+        def attend(index: int, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+            write_positions(keys[index], values[index], positions, key, value)
+            dtype = query.dtype
+            return attention(query, keys[index].to(dtype), values[index].to(dtype), mask)
+
+        return self._folded.step(tokens, positions, attend, features=features)
 
     def _positions(self, block: Tensor, cache: KVCache, start: int) -> Tensor:
         check_tokens("block", block)
@@ -205,7 +216,7 @@ class StaticDenoiser:
         layer; returns (batch, width, hidden_dim) features (None when ``features`` is False)."""
         if self.full_length:
             mask = AttentionMask(
-                _visible_below(positions[-1] + 1),
+                visible_below(positions[-1] + 1),
                 batch=None,
                 query_length=block.shape[1],
                 key_length=keys[0].shape[2],
@@ -213,7 +224,7 @@ class StaticDenoiser:
             attention = self.model.attention
 
             def attend_all(index: int, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
-                _write(keys[index], values[index], positions, key, value)
+                write_positions(keys[index], values[index], positions, key, value)
                 dtype = query.dtype
                 return attention(query, keys[index].to(dtype), values[index].to(dtype), mask)
 
@@ -224,15 +235,10 @@ class StaticDenoiser:
         prefix = prefix_attention if torch.compiler.is_compiling() else attend_prefix
 
         def attend_cached(index: int, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
-            _write(keys[index], values[index], positions, key, value)
+            write_positions(keys[index], values[index], positions, key, value)
             return prefix(query, keys[index], values[index], end)
 
         return self._folded.step(block, positions, attend_cached, features=features)
-
-
-def _write(keys: Tensor, values: Tensor, positions: Tensor, key: Tensor, value: Tensor) -> None:
-    keys.index_copy_(2, positions, key.to(keys.dtype))
-    values.index_copy_(2, positions, value.to(values.dtype))
 
 
 @DECODE_STEPS.register("static")
