@@ -110,13 +110,19 @@ def generate_with(**kwargs):
     from dind.sampling.oracles import MarkovOracle
 
     oracle = MarkovOracle(torch.full((4,), 0.25), torch.full((4, 4), 0.25))  # vocab 5, MASK 4
-    options = GenerateOptions(
-        **{key: kwargs.pop(key) for key in ("bos_id", "tracker", "unmasking") if key in kwargs}
-    )
+    if "options" in kwargs:  # passed through as given (a wrong type is the case under test)
+        options = kwargs.pop("options")
+    else:
+        from dind.models import DECODE_STEPS
+
+        named = {key: kwargs.pop(key) for key in ("bos_id", "tracker", "unmasking") if key in kwargs}
+        if "step_object" in kwargs:
+            named["step"] = DECODE_STEPS.build(kwargs.pop("step_object"))
+        options = GenerateOptions(**named)
     arguments = {"length": 16, "seed": 0, **kwargs}
-    return generate(
-        oracle, arguments.pop("plan", StagePlan.parse("4 -> L@0.5")), **arguments, options=options
-    )
+    plan = arguments.pop("plan", StagePlan.parse("4 -> L@0.5"))
+    plan = StagePlan.parse(plan) if isinstance(plan, str) and "{" in plan else plan  # text: the case
+    return generate(oracle, plan, **arguments, options=options)
 
 
 def parse(text: str, length: int | None = None):
@@ -218,7 +224,6 @@ CASES = [
     ("sample --device nodevice", lambda tmp: sample(tmp, "--device", "nodevice")),
     ("sample --device cuda:7", lambda tmp: sample(tmp, "--device", "cuda:7")),
     ("sample --step-mode fast", lambda tmp: sample(tmp, "--step-mode", "fast")),
-    ("sample --step-mode static --no-cache", lambda tmp: sample(tmp, "--step-mode", "static", "--no-cache")),
     # sample: outputs and faults
     ("sample --out exists (no --overwrite)", lambda tmp: sample(tmp, out=str(existing(tmp)))),
     ("sample --out is a directory", lambda tmp: sample(tmp, out=str(tmp))),
@@ -316,7 +321,62 @@ CASES = [
     ("parse '4 -> 32@-0.5'", lambda tmp: parse("4 -> 32@-0.5")),
     ("parse '4 -> 32@0.5@0.5'", lambda tmp: parse("4 -> 32@0.5@0.5")),
     ("parse '4 -> L{temperature=0}'", lambda tmp: parse("4 -> L{temperature=0}")),
+    # library: the options object, decode steps, refine caches, component arguments, trained length
+    ("GenerateOptions(step='static')", lambda tmp: options_with(step="static")),
+    ("GenerateOptions(step=3)", lambda tmp: options_with(step=3)),
+    ("GenerateOptions(bos_id=-1)", lambda tmp: options_with(bos_id=-1)),
+    ("generate options as a dict", lambda tmp: generate_with(options={"bos_id": 0})),
+    ("generate length beyond the model's model_length", lambda tmp: generate_micro(length=256)),
+    ("static step on a non-DiT denoiser", lambda tmp: generate_with(step_object="static")),
+    ("skeleton cache on a non-DiT denoiser", lambda tmp: generate_with(plan="4 -> L@0.5{cache=skeleton}")),
+    ("validate a cache on a block stage", lambda tmp: parse("4 -> 16@0.5{cache=skeleton}", 32)),
+    ("parse ':posthoc_masked(chunks=0)'", lambda tmp: parse("4 -> L@0.5:posthoc_masked(chunks=0)")),
+    ("parse ':posthoc_masked(8)'", lambda tmp: parse("4 -> L@0.5:posthoc_masked(8)")),
+    ("parse ':posthoc_masked(chunk=8)'", lambda tmp: parse("4 -> L@0.5:posthoc_masked(chunk=8)")),
+    ("parse a printed <repr> component", lambda tmp: parse("4 -> L@0.5:<Custom()>")),
+    ("parse '{cache=skeleton(every=0)}'", lambda tmp: parse("4 -> L@0.5{cache=skeleton(every=0)}")),
+    ("truncate_at_eos(result, None)", lambda tmp: truncate_with(None)),
+    ("redraw_low_entropy max_retries -1", lambda tmp: redraw_with(-1)),
 ]
+
+
+def options_with(**kwargs):
+    from dind.sampling import GenerateOptions
+
+    return GenerateOptions(**kwargs)
+
+
+def generate_micro(**kwargs):
+    import dind
+
+    return dind.generate(dind.load("micro"), dind.StagePlan.parse("4 -> L@0.5"), seed=0, **kwargs)
+
+
+def truncate_with(eos_id):
+    from dind.sampling import truncate_at_eos
+
+    return truncate_at_eos(generate_with(), eos_id)
+
+
+def redraw_with(max_retries: int):
+    from dind.eval import redraw_low_entropy
+
+    result = generate_with()
+    return redraw_low_entropy(result_model(), result_plan(), result, max_retries=max_retries)
+
+
+def result_model():
+    import torch
+
+    from dind.sampling.oracles import MarkovOracle
+
+    return MarkovOracle(torch.full((4,), 0.25), torch.full((4, 4), 0.25))
+
+
+def result_plan():
+    from dind.sampling import StagePlan
+
+    return StagePlan.parse("4 -> L@0.5")
 
 
 def gpt2_vocab_checkpoint(tmp: Path) -> Path:

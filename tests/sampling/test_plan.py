@@ -216,5 +216,8 @@ def test_remasker_arguments_in_plan_text_round_trip():
         StagePlan.parse("4 -> 16@0.5:posthoc_masked(chunks=0)")
     with pytest.raises(ValueError, match=r"stage 2 .*arguments must be key=value \(got '8'"):
         StagePlan.parse("4 -> 16@0.5:posthoc_masked(8)")
-    with pytest.raises(ValueError, match=r"stage 2 .*unexpected keyword argument 'chunk'"):
+    with pytest.raises(
+        ValueError,
+        match=r"stage 2 .*posthoc_masked does not take \['chunk'\] \(accepted: \['chunks', 'block_size'\]\)",
+    ):
         StagePlan.parse("4 -> 16@0.5:posthoc_masked(chunk=8)")

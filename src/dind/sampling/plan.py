@@ -24,6 +24,7 @@ refuses with a message, never a different plan.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -99,7 +100,15 @@ def _text_name(registry: Registry, component: object, kind: str) -> str:
 
 def _build(registry: Registry, text: str) -> object:
     name, arguments = parse_call(text)
-    return registry.build(name, **arguments)
+    factory = registry.get(name)
+    try:
+        accepted = [p for p in inspect.signature(factory).parameters if p not in ("args", "kwargs")]
+    except (TypeError, ValueError):  # no signature to read: let the factory say
+        accepted = None
+    unknown = sorted(set(arguments) - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise ValueError(f"{name} does not take {unknown} (accepted: {accepted or 'no arguments'})")
+    return factory(**arguments)
 
 
 def _remasker_name(remasker: Remasker) -> str:
