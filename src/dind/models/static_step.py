@@ -188,13 +188,22 @@ class StaticDenoiser:
         """A finished block and the next noisy one (each ``width`` wide) at ``positions``: writes
         both blocks' keys/values (the noisy ones are overwritten later) and attends over the whole
         cache length with the block-causal mask; returns (batch, 2 width, hidden_dim) features."""
-        width = tokens.shape[1] // 2
-        mask = AttentionMask(
-            fused_visible(positions[:1], width),
-            batch=None,
-            query_length=2 * width,
-            key_length=keys[0].shape[2],
-        )
+        mask_mod = fused_visible(positions[:1], tokens.shape[1] // 2)
+        return self._masked_step(tokens, positions, keys, values, mask_mod, features)
+
+    def _masked_step(
+        self,
+        tokens: Tensor,
+        positions: Tensor,
+        keys: list[Tensor],
+        values: list[Tensor],
+        mask_mod,
+        features: bool,
+    ) -> Tensor | None:
+        """The folded step writing each layer's keys/values at ``positions`` and attending over the
+        whole cache length through the model's attention backend with ``mask_mod`` (a tensor rule,
+        so a CUDA graph or a compiled graph captures it)."""
+        mask = AttentionMask(mask_mod, batch=None, query_length=tokens.shape[1], key_length=keys[0].shape[2])
         attention = self.model.attention
 
         def attend(index: int, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
@@ -215,20 +224,9 @@ class StaticDenoiser:
         """The step over fixed shapes: writes the block's keys/values at ``positions`` in every
         layer; returns (batch, width, hidden_dim) features (None when ``features`` is False)."""
         if self.full_length:
-            mask = AttentionMask(
-                visible_below(positions[-1] + 1),
-                batch=None,
-                query_length=block.shape[1],
-                key_length=keys[0].shape[2],
+            return self._masked_step(
+                block, positions, keys, values, visible_below(positions[-1] + 1), features
             )
-            attention = self.model.attention
-
-            def attend_all(index: int, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
-                write_positions(keys[index], values[index], positions, key, value)
-                dtype = query.dtype
-                return attention(query, keys[index].to(dtype), values[index].to(dtype), mask)
-
-            return self._folded.step(block, positions, attend_all, features=features)
 
         end = positions[-1:] + 1
         # eager: the plain function (an op call costs a dispatch per layer)
