@@ -138,37 +138,20 @@ def sampler_throughput(model, *, length: int, batches: list[int], modes: list[st
     rows = []
     plan = StagePlan.parse("4")
     for mode in modes:
-        step = DECODE_STEPS.build(mode)  # one object per mode: its graphs and caches are reused
-        generate(
-            model,
-            plan,
-            length=32,
-            batch_size=1,
-            seed=0,
-            options=GenerateOptions(bos_id=256, step=step),
-        )  # warm-up
+        options = GenerateOptions(bos_id=256, step=DECODE_STEPS.build(mode))  # one step object per mode
+
+        def run(length: int, batch: int, seed: int, options=options):
+            return generate(model, plan, length=length, batch_size=batch, seed=seed, options=options)
+
+        run(32, 1, 0)  # warm-up
         for batch in batches:
             compile_s = None
             if mode == "compiled":  # graphs are per (batch, cache length): compile them first
                 begin = time.perf_counter()
-                generate(
-                    model,
-                    plan,
-                    length=length,
-                    batch_size=batch,
-                    seed=1,
-                    options=GenerateOptions(bos_id=256, step=step),
-                )
+                run(length, batch, 1)
                 compile_s = round(time.perf_counter() - begin, 1)
             begin = time.perf_counter()
-            result = generate(
-                model,
-                plan,
-                length=length,
-                batch_size=batch,
-                seed=0,
-                options=GenerateOptions(bos_id=256, step=step),
-            )
+            result = run(length, batch, 0)
             seconds = time.perf_counter() - begin
             generated = batch * (length - 1)
             rows.append({
