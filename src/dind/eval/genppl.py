@@ -80,6 +80,28 @@ class GenPPLReport:
         }
 
 
+def report_from_nll(nll_sum: Tensor, count: Tensor, entropy_ids: Sequence[Sequence[int]]) -> GenPPLReport:
+    """The Gen PPL report of per-sample summed NLLs and scored-target counts (any judge)."""
+    if len(entropy_ids) != len(nll_sum):
+        raise ValueError(
+            f"entropy_ids must have one entry per sample (got {len(entropy_ids)}, {len(nll_sum)})"
+        )
+    sample_ppl = tuple(
+        math.exp(s / c) if c > 0 else math.nan for s, c in zip(nll_sum.tolist(), count.tolist(), strict=True)
+    )
+    total = int(count.sum())
+    entropies = tuple(unigram_entropy(seq) for seq in entropy_ids)
+    return GenPPLReport(
+        mean_sample_ppl=mean(sample_ppl),
+        corpus_ppl=math.exp(float(nll_sum.sum()) / total) if total else math.nan,
+        mean_unigram_entropy=mean(entropies),
+        num_samples=len(entropy_ids),
+        num_scored_tokens=total,
+        sample_ppl=sample_ppl,
+        sample_entropy=entropies,
+    )
+
+
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -112,6 +134,11 @@ class Judge:
             raise ValueError(f"window must be <= the judge's context size (got {window}, {context})")
         stride = self.stride if self.stride is not None else max(1, window // 2)
         return window, stride
+
+    def settings(self) -> dict[str, Any]:
+        """What a result should record about the judge: its scoring window and stride."""
+        window, stride = self.windowing()
+        return {"judge_kind": "causal_lm", "judge_window": window, "judge_stride": stride}
 
     def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> list[list[int]]:
         """Judge token ids of each text, truncated to ``max_length`` ids (the model length)."""
@@ -179,21 +206,7 @@ class Judge:
                 f"entropy_ids must have one entry per sample (got {len(entropy_ids)}, {len(ids)})"
             )
         nll_sum, count = self.target_nll(ids, progress=progress)
-        sample_ppl = tuple(
-            math.exp(s / c) if c > 0 else math.nan
-            for s, c in zip(nll_sum.tolist(), count.tolist(), strict=True)
-        )
-        total = int(count.sum())
-        entropies = tuple(unigram_entropy(seq) for seq in (entropy_ids if entropy_ids is not None else ids))
-        return GenPPLReport(
-            mean_sample_ppl=mean(sample_ppl),
-            corpus_ppl=math.exp(float(nll_sum.sum()) / total) if total else math.nan,
-            mean_unigram_entropy=mean(entropies),
-            num_samples=len(ids),
-            num_scored_tokens=total,
-            sample_ppl=sample_ppl,
-            sample_entropy=entropies,
-        )
+        return report_from_nll(nll_sum, count, entropy_ids if entropy_ids is not None else ids)
 
     def score_texts(
         self,

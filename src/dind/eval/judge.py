@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from dind.errors import UserError
 from dind.eval.genppl import Judge
+
+if TYPE_CHECKING:
+    from dind.eval.kneser_ney import KneserNeyJudge
 
 
 class JudgeLoadError(UserError, RuntimeError):
@@ -31,17 +35,28 @@ def load_judge(
     batch_size: int = 8,
     window: int | None = None,
     stride: int | None = None,
-) -> Judge:
+) -> Judge | KneserNeyJudge:
     """A ``Judge`` from a local directory (or, failing that, a hub id), in fp32 on ``device``.
 
     ``device`` defaults to CUDA when available. ``window`` / ``stride``: see ``Judge``.
     A directory whose config says ``"dind_tokenizer": "bytes"`` (the shipped
     ``dind.assets/judge-shakespeare``) is a byte-level judge: no tokenizer files, ids = bytes
     (``dind.eval.byte_judge``), window = the context it was trained on (``dind_window``).
+    A directory whose config says ``"dind_judge": "kneser_ney"`` (the shipped
+    ``dind.assets/judge-kn-shakespeare``) is a byte n-gram judge (``dind.eval.kneser_ney``):
+    it runs on the CPU with numpy and has no window, so ``device``, ``batch_size``, ``window``
+    and ``stride`` do not apply to it.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy import, only when judging
+    from dind.eval.kneser_ney import KneserNeyJudge, is_kneser_ney_dir
 
     name = str(path_or_id)
+    if is_kneser_ney_dir(Path(name).expanduser()):
+        try:
+            return KneserNeyJudge.load(Path(name).expanduser())
+        except (OSError, ValueError, KeyError) as error:
+            raise JudgeLoadError(f"could not load the Kneser-Ney judge from {name!r}: {error}") from error
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy import, only when judging
+
     local = Path(name).expanduser()
     if local.is_dir():
         source, local_only = str(local), True

@@ -137,12 +137,10 @@ def evaluate(
     report = judge.score_ids(ids, entropy_ids=tokens, progress=progress)
     stats = text_stats(tokens if tokens is not None else ids)
     stats.pop("unigram_entropy")  # already in the report, computed on the same ids
-    window, stride = judge.windowing()
     return {
         **report.summary(),
         **stats,
-        "judge_window": window,
-        "judge_stride": stride,
+        **judge.settings(),
         "max_length": max_length,
         "sample_ppl": list(report.sample_ppl),
         "sample_entropy": list(report.sample_entropy),
