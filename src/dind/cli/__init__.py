@@ -1,7 +1,7 @@
-"""The ``dind`` command: train, sample, eval, sweep, demo, list.
+"""The ``dind`` command: train, sample, eval, nelbo, sweep, reproduce, demo, list.
 
 Each subcommand is a module of this package (``dind.cli.train``, ``sample``, ``evaluate``,
-``sweep``, ``reproduce``; and ``dind.demo``) exposing ``add_arguments(parser)`` and
+``nelbo``, ``sweep``, ``reproduce``; and ``dind.demo``) exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; what several share is in ``dind.cli.support``. This module only wires them;
 the CLI (with config loading) is the one place where names become objects.
 
@@ -34,6 +34,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dind.cli.train", "train or fine-tune a model (mixed-scale block diffusion)"),
     "sample": ("dind.cli.sample", "generate text with a multi-stage (DiD) plan"),
     "eval": ("dind.cli.evaluate", "score samples: Gen PPL under a judge, unigram entropy"),
+    "nelbo": (
+        "dind.cli.nelbo",
+        "likelihood: NELBO (nats/token) and perplexity bound on text, per block size",
+    ),
     "sweep": ("dind.cli.sweep", "sweep stage-2 block size / remask ratio and plot Gen PPL"),
     "reproduce": ("dind.cli.reproduce", "the paper's tables (1-3, Figure 2) for models and a judge"),
     "demo": ("dind.demo", "offline demo: draft, remask, refine with the embedded tiny model"),

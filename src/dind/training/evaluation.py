@@ -34,6 +34,12 @@ _EVAL_SEED_OFFSET = 1_000_003
 _SINGLE = DistributedContext("none", 0, 1, torch.device("cpu"))
 
 
+def noise_generator(seed: int, index: int) -> torch.Generator:
+    """The generator of batch ``index``'s noise: seeded with (seed, index), whatever the block size
+    (``dind nelbo`` draws with the same rule, so it reproduces ``val_nelbo_block<B>``)."""
+    return torch.Generator().manual_seed(seed * _EVAL_SEED_OFFSET + index)
+
+
 def validation_batch(validation: Any, index: int, rows: int) -> Tensor:
     """Batch ``index`` of ``rows`` consecutive validation chunks: (rows, length) long."""
     return validation[torch.arange(index * rows, (index + 1) * rows)]
@@ -70,7 +76,7 @@ def _nelbo(
 ) -> float:
     totals = torch.zeros(2, dtype=torch.float64)
     for index, counted in batch_indices(batches, rows, validation, context, "eval_batches"):
-        generator = torch.Generator().manual_seed(seed * _EVAL_SEED_OFFSET + index)
+        generator = noise_generator(seed, index)
         result = sample_nelbo(
             model,
             validation_batch(validation, index, rows),
