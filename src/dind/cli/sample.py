@@ -173,12 +173,13 @@ def sample_records(result: Any, decode: Any, *, step_mode: str = "dynamic") -> l
         stages = []
         for stage in result.trace:
             summary = stage.summary()
-            summary["remasked"], summary["nfe"] = summary["remasked"][row], summary["nfe"][row]
+            for key in ("remasked", "nfe", "scorer_nfe"):
+                summary[key] = summary[key][row]
             stages.append(summary)
         records.append({
             "text": decode(tokens[:length]), "tokens": tokens[:length], "seed": result.seeds[row],
             "step_mode": step_mode, "attempts": int(result.attempts[row]), "nfe": int(result.nfe[row]),
-            "stages": stages,
+            "scorer_nfe": int(result.scorer_nfe[row]), "stages": stages,
         })  # fmt: skip
     return records
 

@@ -1,39 +1,49 @@
-"""``dind reproduce``: PAPER Tables 1-3 and Figure 2 analogues for checkpoints and a judge.
+"""``dind reproduce``: PAPER Tables 1-3 and Figure 2 analogues for checkpoints and judges.
 
-``run(config) -> Report``. For each model and each batch of samples (sample i's seed is
-``row_seed(seed, i)`` whatever the batch), every plan of ``reproduce_plans.sections`` is run,
-scored by the judge (final and stage-1 draft), and appended to ``results.jsonl`` as one record
-per (model, plan, batch): a killed run resumes at the next (plan, batch) (a torn last line is redone).
+``run(config) -> Report`` works in two phases.
+
+Generate: for each model and each batch of samples (sample i's seed is ``row_seed(seed, i)``
+whatever the batch), every plan of ``reproduce_plans.sections`` that has no samples yet for the
+batch is run, and its samples are appended to ``samples/<model>/<plan>.jsonl`` under ``out``:
+one line per sample with its seed, tokens, text, model NFE and scorer NFE (the post-hoc
+remaskers' scoring forwards), time and stage-1 digest. These files are what ``dind eval`` reads,
+so any judge can rescore a run; a rerun (more samples, other judges, a killed run) reuses every
+complete batch and redoes the rest (a torn last line is dropped).
 
 Shared drafts: every plan that starts with the baseline's stage ``D`` has the baseline's stage-1
-draft (same stage, same seeds). It is computed and judged once per (model, batch) and kept in
-memory; those plans run only their later stages from it (``multistage.continue_plan``: exactly
-the tokens of a full run). A resumed batch recomputes its draft once. Accounting: a record's
-``nfe`` and ``wall_time_s`` are the plan's own cost as if run alone (the draft's NFEs and time
-included, ``stage1_wall_time_s`` names the draft's part); the run's wall time counts it once.
+draft (same stage, same seeds). It is computed once per (model, batch) and kept in memory; those
+plans run only their later stages from it (``multistage.continue_plan``: exactly the tokens of a
+full run). Accounting: a sample's ``nfe`` and ``seconds`` are the plan's own cost as if run alone
+(the draft's NFEs and time included, ``stage1_seconds`` names the draft's part).
 ``share_drafts=False`` runs every plan from scratch (same tokens, for checking).
-``reproduce_report`` then writes results.csv, report.md and the plots. Outputs other than
-results.jsonl are checked before any work and need ``overwrite`` to be replaced.
+
+Score: every judge in ``config.judges`` scores every sample (first ``num_samples`` of each plan);
+``reproduce_report`` then writes results.csv, report.md (verdicts computed by
+``dind.eval.verdicts.RULE``) and the plots. Report files are checked before any work and need
+``overwrite`` to be replaced; samples are never overwritten.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from dind.eval.reproduce_plans import ReproduceConfig, all_plans
-from dind.eval.resumable import append_jsonl, read_jsonl_resumable
+from dind.eval.resumable import read_jsonl_resumable
 
-OUTPUTS = ("results.csv", "report.md", "figure2.png")
+OUTPUTS = ("results.csv", "report.md", "figure2.png", "genppl_vs_entropy.png")
+SAMPLES_DIR = "samples"
 
 
 @attrs.frozen
 class Report:
-    """What a reproduce run produced: its records, the summary rows and the files written."""
+    """What a reproduce run produced: its sample records, the summary rows and the files written."""
 
     records: tuple[dict[str, Any], ...]
     rows: tuple[dict[str, Any], ...]
@@ -45,33 +55,57 @@ def _digest(row: list[int]) -> str:
     return hashlib.blake2b(str(row).encode(), digest_size=8).hexdigest()
 
 
-def _settings(config: ReproduceConfig) -> dict[str, Any]:
-    keys = ("judge", "length", "num_samples", "seed", "draft_block_size", "ratio", "quick")
-    return {key: getattr(config, key) for key in keys}
+def slug(text: str) -> str:
+    """A file-name-safe, readable and unique name for a plan or model path."""
+    readable = re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_")[:60] or "x"
+    return f"{readable}-{hashlib.blake2b(text.encode(), digest_size=4).hexdigest()}"
 
 
-def _score(judge: Any, rows: list[list[int]], tokenizer: Any, length: int) -> dict[str, Any]:
-    """Byte model + byte judge: ids scored exactly; otherwise decoded text, retokenised by the judge."""
-    from dind.eval.byte_judge import is_byte_judge
-    from dind.eval.report import decode_for_judge, evaluate
-
-    if tokenizer.mask_id == 257 and is_byte_judge(judge):
-        return evaluate(judge, [""] * len(rows), tokens=rows, byte_tokens=True)
-    eos_text = judge.tokenizer.eos_token
-    texts = [
-        decode_for_judge(tokenizer.decode, row, eos_id=tokenizer.eos_id, eos_text=eos_text) for row in rows
-    ]
-    return evaluate(judge, texts, tokens=[row[1:] for row in rows], max_length=length)
+def generation_settings(config: ReproduceConfig) -> dict[str, Any]:
+    """What fixes a plan's samples besides its text (samples made otherwise are not reused)."""
+    return {"length": config.length, "seed": config.seed}
 
 
-@attrs.frozen
-class _Draft:
-    """One batch's stage-1 draft (the baseline plan's result), its judge scores, digests and time."""
+class SampleStore:
+    """``samples/<model>/<plan>.jsonl``: one line per sample; a batch is done when all its lines are."""
 
-    result: Any
-    wall_time_s: float
-    score: dict[str, Any]
-    digests: list[str]
+    def __init__(self, root: Path, settings: dict[str, Any]):
+        self.root = root
+        self.settings = settings
+        self._cache: dict[Path, dict[int, dict[str, Any]]] = {}
+
+    def path(self, model: str, plan: str) -> Path:
+        return self.root / slug(model) / f"{slug(plan)}.jsonl"
+
+    def samples(self, model: str, plan: str) -> dict[int, dict[str, Any]]:
+        """Sample index -> record (the last line wins: a redone batch repeats identical samples)."""
+        path = self.path(model, plan)
+        if path not in self._cache:
+            by_index: dict[int, dict[str, Any]] = {}
+            for record in read_jsonl_resumable(path):
+                if record.get("settings") != self.settings:
+                    raise ValueError(
+                        f"{path} holds samples made with other settings (got {record.get('settings')}, "
+                        f"now {self.settings}); use another --out or the same --length and --seed"
+                    )
+                by_index[int(record["sample"])] = record
+            self._cache[path] = by_index
+        return self._cache[path]
+
+    def has(self, model: str, plan: str, start: int, count: int) -> bool:
+        held = self.samples(model, plan)
+        return all(index in held for index in range(start, start + count))
+
+    def append(self, model: str, plan: str, records: list[dict[str, Any]]) -> None:
+        """All of a batch's lines in one fsynced write (a kill leaves at most a torn batch)."""
+        from dind.eval.resumable import append_jsonl_lines
+
+        path = self.path(model, plan)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        append_jsonl_lines(path, records)
+        held = self.samples(model, plan)
+        for record in records:
+            held[int(record["sample"])] = record
 
 
 def shares_draft(plan_text: str, baseline: str) -> bool:
@@ -97,19 +131,20 @@ def _generate(model: Any, plan_text: str, start: int, count: int, config, option
     return result, time.perf_counter() - began
 
 
-def _draft(model: Any, judge: Any, start: int, count: int, config, tokenizer, options) -> _Draft:
-    """The baseline plan's samples start..start+count-1: computed once, shared by the plans on it."""
-    result, wall = _generate(model, str(config.draft_block_size), start, count, config, options)
-    rows = result.tokens.cpu().tolist()
-    return _Draft(result, wall, _score(judge, rows, tokenizer, config.length), [_digest(r) for r in rows])
+@attrs.frozen
+class _Draft:
+    """One batch's stage-1 draft (the baseline plan's result) and its time."""
+
+    result: Any
+    wall_time_s: float
 
 
-def _batch_record(
-    model, judge, plan_text, start, count, config, tokenizer, options, draft: _Draft | None = None
-):
-    """One (plan, batch) record. With ``draft``: the baseline plan is the draft itself and a plan
-    that starts with its stage runs only its later stages from it (``continue_plan``, the same
-    tokens as a full run); its NFEs and wall time still include the draft's (the plan's own cost)."""
+def _batch_samples(
+    model, plan_text, start, count, config, tokenizer, options, draft: _Draft | None = None
+) -> list[dict[str, Any]]:
+    """One (plan, batch)'s sample records. With ``draft``: the baseline plan is the draft itself and
+    a plan that starts with its stage runs only its later stages from it (``continue_plan``, the
+    same tokens as a full run); its NFEs and time still include the draft's (the plan's own cost)."""
     import torch
 
     from dind.sampling import multistage
@@ -126,28 +161,28 @@ def _batch_record(
         wall = draft.wall_time_s + time.perf_counter() - began
     else:
         result, wall = _generate(model, plan_text, start, count, config, options)
+    stage1_wall = draft.wall_time_s if draft is not None else result.trace[0].wall_time_s
     finals = result.tokens.cpu().tolist()
-    if draft is not None:
-        final = draft.score if result is draft.result else _score(judge, finals, tokenizer, config.length)
-        stage1, digests, stage1_wall = draft.score, draft.digests, draft.wall_time_s
-    else:
-        drafts = result.trace[0].tokens.cpu().tolist()
-        final, stage1 = (_score(judge, rows, tokenizer, config.length) for rows in (finals, drafts))
-        digests, stage1_wall = [_digest(row) for row in drafts], result.trace[0].wall_time_s
-    return {
-        "plan": plan_text,
-        "start": start,
-        "count": count,
-        "sample_ppl": final["sample_ppl"],
-        "sample_entropy": final["sample_entropy"],
-        "stage1_ppl": stage1["sample_ppl"],
-        "stage1_digest": digests,
-        "nfe": result.nfe.cpu().tolist(),  # every stage's, the shared draft's included
-        "wall_time_s": wall,  # the plan's cost as if run alone: the shared draft's time included
-        "stage1_wall_time_s": stage1_wall,
-        "shared_draft": draft is not None,
-        "example": tokenizer.decode(finals[0])[:160],
-    }
+    drafts = result.trace[0].tokens.cpu().tolist()
+    nfe, scorer_nfe = result.nfe.cpu().tolist(), result.scorer_nfe.cpu().tolist()
+    return [
+        {
+            "plan": plan_text,
+            "sample": start + offset,
+            "seed": result.seeds[offset],
+            "tokens": finals[offset],
+            "text": tokenizer.decode(finals[offset]),
+            "stage1_digest": _digest(drafts[offset]),
+            "nfe": nfe[offset],  # every stage's model NFEs, the shared draft's included
+            "scorer_nfe": scorer_nfe[offset],  # post-hoc remaskers' scoring forwards
+            "seconds": wall / count,  # the plan's cost as if run alone, per sample of the batch
+            "stage1_seconds": stage1_wall / count,
+            "shared_draft": draft is not None,
+            "batch_start": start,
+            "batch_count": count,
+        }
+        for offset in range(count)
+    ]
 
 
 def _check_outputs(config: ReproduceConfig) -> Path:
@@ -159,64 +194,116 @@ def _check_outputs(config: ReproduceConfig) -> Path:
     return out
 
 
-def _resumed(results: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
-    records = read_jsonl_resumable(results)
-    for record in records:
-        if record["settings"] != settings:
-            raise ValueError(
-                f"{results} holds a run with other settings (got {record['settings']}, now {settings}); "
-                "use another --out or the same settings"
-            )
-    return records
-
-
-def run(config: ReproduceConfig, *, progress: bool = False) -> Report:
-    """Run (or resume) every plan for every model; write results.jsonl, CSV, report and plots."""
+def generate_samples(config: ReproduceConfig, store: SampleStore, *, progress: bool = False) -> float:
+    """Every (model, plan, batch) without samples yet; returns the seconds spent."""
     import torch
 
     from dind.data.tokenizers import tokenizer_for_model
-    from dind.eval.judge import load_judge
-    from dind.eval.reproduce_report import write_report
     from dind.models import DECODE_STEPS
     from dind.models.loading import load
     from dind.sampling import GenerateOptions
-    from dind.sampling.plan import StagePlan
 
-    out = _check_outputs(config)  # before any model loads or sample is drawn
+    began = time.perf_counter()
     plans = all_plans(config)
-    for text in plans:
-        StagePlan.parse(text).validate(config.length, prompt_length=1)
-    out.mkdir(parents=True, exist_ok=True)
-    results = out / "results.jsonl"
-    settings = _settings(config)
-    records = _resumed(results, settings)
-    done = {(r["model"], r["plan"], r["start"]) for r in records}
     baseline = str(config.draft_block_size)
-    judge = load_judge(config.judge, device=config.device)
-    began, machine = time.perf_counter(), machine_line()
     step = DECODE_STEPS.build(config.step_mode)  # one object: its graphs and caches are reused
     for model_dir in config.models:
+        batches = [
+            (start, min(config.batch_size, config.num_samples - start))
+            for start in range(0, config.num_samples, config.batch_size)
+        ]
+        todo = {b: [p for p in plans if not store.has(model_dir, p, *b)] for b in batches}
+        if not any(todo.values()):
+            continue
         model = load(model_dir, device=torch.device(config.device))
-        _, tokenizer = tokenizer_for_model(model)
+        name, tokenizer = tokenizer_for_model(model)
         options = GenerateOptions(bos_id=tokenizer.eos_id, step=step)
-        for start in range(0, config.num_samples, config.batch_size):
-            count = min(config.batch_size, config.num_samples - start)
-            todo = [text for text in plans if (model_dir, text, start) not in done]
+        for (start, count), texts in todo.items():
             draft = None  # the batch's stage-1 draft: computed once, for the first plan that needs it
-            for text in todo:
+            for text in texts:
                 if config.share_drafts and draft is None and shares_draft(text, baseline):
-                    draft = _draft(model, judge, start, count, config, tokenizer, options)
+                    draft = _Draft(*_generate(model, baseline, start, count, config, options))
                     if progress:
                         print(f"{model_dir} | shared stage-1 draft {baseline} | samples {start}.."
                               f"{start + count - 1} | {draft.wall_time_s:.1f}s", flush=True)  # fmt: skip
                 shared = draft if shares_draft(text, baseline) else None
-                record = _batch_record(model, judge, text, start, count, config, tokenizer, options, shared)
-                record = {"model": model_dir, **record, "step_mode": config.step_mode, "settings": settings}
-                append_jsonl(results, record)
-                records.append(record)
+                records = _batch_samples(model, text, start, count, config, tokenizer, options, shared)
+                extra = {"step_mode": config.step_mode, "tokenizer": name, "settings": store.settings}
+                records = [{**r, "model": model_dir, **extra} for r in records]
+                store.append(model_dir, text, records)
                 if progress:
-                    print(f"{model_dir} | {text} | samples {start}..{start + count - 1} "
-                          f"| {record['wall_time_s']:.1f}s", flush=True)  # fmt: skip
+                    seconds = sum(r["seconds"] for r in records)
+                    print(f"{model_dir} | {text} | samples {start}..{start + count - 1} | {seconds:.1f}s",
+                          flush=True)  # fmt: skip
+    return time.perf_counter() - began
+
+
+def judge_name(path: str) -> str:
+    return Path(path).name or str(path)
+
+
+def score_samples(
+    config: ReproduceConfig, store: SampleStore, *, progress: bool = False
+) -> list[dict[str, Any]]:
+    """The first ``num_samples`` of every (model, plan), each with its per-judge Gen PPL, entropy
+    and 4-gram repetition (over the generated tokens, BOS excluded)."""
+    from dind.data.tokenizers import TOKENIZERS
+    from dind.eval.entropy import repeated_ngram_rate, unigram_entropy
+    from dind.eval.judge import load_judge
+
+    records = []
+    for model_dir in config.models:
+        for plan in all_plans(config):
+            held = store.samples(model_dir, plan)
+            records += [dict(held[i]) for i in range(config.num_samples) if i in held]
+    for record in records:
+        body = record["tokens"][1:]
+        record["entropy"] = unigram_entropy(body)
+        record["repetition_4gram"] = repeated_ngram_rate(body, 4)
+        record["gen_ppl"] = {}
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[record["tokenizer"]].append(record)
+    for path in config.judges:
+        judge = load_judge(path, device=config.device)
+        for tokenizer_name, group in groups.items():
+            tokenizer = TOKENIZERS.build(tokenizer_name)
+            scores = _score(judge, [r["tokens"] for r in group], tokenizer, config.length, progress)
+            for record, ppl in zip(group, scores, strict=True):
+                record["gen_ppl"][judge_name(path)] = ppl
+    return records
+
+
+def _score(judge: Any, rows: list[list[int]], tokenizer: Any, length: int, progress: bool) -> list[float]:
+    """Byte model + byte judge: ids scored exactly; otherwise decoded text, retokenised by the judge."""
+    from dind.eval.byte_judge import is_byte_judge
+    from dind.eval.report import decode_for_judge, evaluate
+
+    if tokenizer.mask_id == 257 and is_byte_judge(judge):
+        return evaluate(judge, [""] * len(rows), tokens=rows, byte_tokens=True, progress=progress)[
+            "sample_ppl"
+        ]
+    eos_text = judge.tokenizer.eos_token
+    texts = [
+        decode_for_judge(tokenizer.decode, row, eos_id=tokenizer.eos_id, eos_text=eos_text) for row in rows
+    ]
+    return evaluate(judge, texts, tokens=[row[1:] for row in rows], max_length=length, progress=progress)[
+        "sample_ppl"
+    ]
+
+
+def run(config: ReproduceConfig, *, progress: bool = False) -> Report:
+    """Generate what is missing, score every sample with every judge, write the report and plots."""
+    from dind.eval.reproduce_report import write_report
+    from dind.sampling.plan import StagePlan
+
+    out = _check_outputs(config)  # before any model loads or sample is drawn
+    for text in all_plans(config):
+        StagePlan.parse(text).validate(config.length, prompt_length=1)
+    began, machine = time.perf_counter(), machine_line()
+    store = SampleStore(out / SAMPLES_DIR, generation_settings(config))
+    generate_samples(config, store, progress=progress)
+    records = score_samples(config, store, progress=progress)
     elapsed = time.perf_counter() - began
     rows, files = write_report(
         records, config, out, elapsed_s=elapsed, machine=f"{machine}; {load_line()} at the end"

@@ -46,8 +46,13 @@ def read_jsonl_resumable(path: str | Path) -> list[dict[str, Any]]:
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
     """Append one record as a line and fsync; first cut off any torn last line."""
+    append_jsonl_lines(path, [record])
+
+
+def append_jsonl_lines(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Append records, one line each, in one write and fsync; first cut off any torn last line."""
     path = Path(path)
-    line = (json.dumps(record) + "\n").encode("utf-8")
+    line = "".join(json.dumps(record) + "\n" for record in records).encode("utf-8")
     try:
         if path.exists():
             data = path.read_bytes()

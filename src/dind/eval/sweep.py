@@ -78,7 +78,7 @@ def _generate_all(
 
     options = GenerateOptions(bos_id=settings.bos_id, **({"step": step} if step is not None else {}))
 
-    finals, drafts, nfe, traces = [], [], [], []
+    finals, drafts, nfe, scorer, traces = [], [], [], [], []
     started = time.perf_counter()
     for begin in range(0, settings.num_samples, batch_size):
         size = min(batch_size, settings.num_samples - begin)
@@ -96,11 +96,13 @@ def _generate_all(
         nfe.append(
             torch.stack([stage.nfe.cpu() for stage in result.trace], dim=1).double()
         )  # (batch, stages)
+        scorer.append(result.scorer_nfe.cpu().double())
         traces.append(result.trace)
     per_sample = torch.cat(nfe)
     costs = {
         "nfe_per_stage": per_sample.mean(dim=0).tolist(),
         "nfe": float(per_sample.sum(dim=1).mean()),
+        "scorer_nfe": float(torch.cat(scorer).mean()),  # post-hoc remaskers' scoring forwards
         "wall_time_s": time.perf_counter() - started,
     }
     return torch.cat(finals), torch.cat(drafts), traces[0], costs
@@ -190,6 +192,7 @@ def write_summaries(records: Sequence[dict[str, Any]], out_dir: Path) -> None:
         "repeated_4gram_rate",
         "stage1_gen_ppl",
         "nfe",
+        "scorer_nfe",
         "wall_time_s",
     ]
     with atomic_write(out_dir / "results.csv", newline="") as file:

@@ -29,6 +29,18 @@ if TYPE_CHECKING:
     from dind.models.protocol import Denoiser
 
 
+@attrs.define
+class ForwardCounter:
+    """Forward passes a remasker made to score a draft, each over the whole batch (so one NFE
+    per row): ``RemaskContext.draft_probs`` counts its own; a remasker that calls another model
+    adds its calls with ``add``. The sampler reports the total as the stage's scorer NFE."""
+
+    count: int = 0
+
+    def add(self, forwards: int = 1) -> None:
+        self.count += forwards
+
+
 @attrs.frozen(eq=False)
 class RemaskContext:
     """What the sampler knows before a stage's remasking, for remaskers that need more than scores.
@@ -37,13 +49,15 @@ class RemaskContext:
     frozen: (batch, length) bool, prompt/BOS positions. streams: one counter-based random stream
     per row (a ``RowStreams``; a sequence of one ``torch.Generator`` per row is converted, drawing
     one seed from each); draw randomness only through ``uniform`` (row r from row r's stream).
-    block_size: the stage's block size (None = global).
+    block_size: the stage's block size (None = global). forwards: the scoring forwards made so
+    far through this context (one context per stage's remasking).
     """
 
     model: Denoiser | None
     frozen: Tensor
     streams: RowStreams = attrs.field(converter=as_row_streams)
     block_size: int | None = None
+    forwards: ForwardCounter = attrs.field(factory=ForwardCounter)
 
     @property
     def batch(self) -> int:
@@ -66,6 +80,7 @@ class RemaskContext:
             raise ValueError("this remasker needs the model: build RemaskContext(model=...) (got None)")
         with torch.no_grad():
             logits = self.model.logits(tokens, block_size=block_size).float().clone()
+        self.forwards.add(1)
         logits[..., self.model.mask_id] = float("-inf")
         return torch.softmax(logits, dim=-1)
 

@@ -27,6 +27,7 @@ class PostHocRemasker:
 
     def keys(self, tokens: Tensor, scores: Tensor, eligible: Tensor, *, context: RemaskContext) -> Tensor:
         if self.scorer is not None:
+            context.forwards.add(1)  # one scoring forward of another model
             return self.scorer(tokens)
         probs = context.draft_probs(tokens, block_size=self.block_size)
         return probs.gather(-1, tokens[..., None].clamp(max=probs.shape[-1] - 1)).squeeze(-1)

@@ -202,7 +202,9 @@ class _PlanRun:
             if index <= len(trace):
                 continue
             begin = time.perf_counter()
-            remasked = _remask(stage, tokens, scores, frozen, streams.child(REMASK, index), self.model)
+            remasked, scorer_forwards = _remask(
+                stage, tokens, scores, frozen, streams.child(REMASK, index), self.model
+            )
             tokens = tokens.masked_fill(remasked, self.model.mask_id)
             outcome = sample_stage(
                 self.model, tokens, scores, block_size=stage.block_size,
@@ -216,6 +218,7 @@ class _PlanRun:
             trace.append(StageTrace(
                 stage.block_size, float(stage.remask_ratio), remasked, tokens, scores, outcome.nfe,
                 outcome.forward_passes, time.perf_counter() - begin, outcome.model_time_s,
+                scorer_nfe=torch.full_like(outcome.nfe, scorer_forwards),
             ))  # fmt: skip
         return tokens, scores, tuple(trace)
 
@@ -227,13 +230,15 @@ def _remask(
     frozen: Tensor,
     streams: RowStreams,
     model: Denoiser,
-) -> Tensor:
-    """(batch, length) bool: the positions the stage's remasker sends back to MASK."""
+) -> tuple[Tensor, int]:
+    """(batch, length) bool: the positions the stage's remasker sends back to MASK; and the
+    scoring forwards it made (post-hoc scorers: one per row each)."""
     if not stage.remask_ratio:
-        return torch.zeros_like(frozen)
+        return torch.zeros_like(frozen), 0
     eligible = ~frozen & (tokens != model.mask_id)
     context = RemaskContext(model, frozen, streams, block_size=stage.block_size)
-    return remask(stage.remasker, tokens, scores, eligible, stage.remask_ratio, context)
+    remasked = remask(stage.remasker, tokens, scores, eligible, stage.remask_ratio, context)
+    return remasked, context.forwards.count
 
 
 def _merge(
@@ -246,7 +251,7 @@ def _merge(
     merged = []
     for old, new in zip(trace, new_trace, strict=True):
         fields = {}
-        for name in ("remasked", "tokens", "scores", "nfe"):
+        for name in ("remasked", "tokens", "scores", "nfe", "scorer_nfe"):
             value = getattr(old, name).clone()
             value[rows] = getattr(new, name)
             fields[name] = value

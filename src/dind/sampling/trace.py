@@ -34,8 +34,10 @@ class StageTrace:
       the first stage, whose draft starts all-MASK).
     tokens / scores: (batch, length) draft and tracker scores after the stage.
     nfe: (batch,) long, BD3-LM convention (denoising forwards whose block content changed; cache
-      appends not counted). forward_passes: raw model calls for the whole batch, appends included
-      (summed over regeneration attempts when low-entropy rejection redraws rows).
+      appends not counted). scorer_nfe: (batch,) long, the forwards the stage's remasker made to
+      score the draft before the stage (post-hoc: 1, post-hoc masked: its chunks; 0 for
+      snapshot and random), not in ``nfe``. forward_passes: raw model calls for the whole batch,
+      appends included (summed over regeneration attempts when low-entropy rejection redraws rows).
     wall_time_s / model_time_s: the stage's wall-clock time and the part spent inside model calls.
     """
 
@@ -48,6 +50,7 @@ class StageTrace:
     forward_passes: int
     wall_time_s: float
     model_time_s: float
+    scorer_nfe: Tensor
 
     def summary(self) -> dict[str, Any]:
         """Scalars only: what a samples.jsonl line carries per stage."""
@@ -56,6 +59,7 @@ class StageTrace:
             "remask_ratio": self.remask_ratio,
             "remasked": self.remasked.sum(dim=1).tolist(),
             "nfe": self.nfe.tolist(),
+            "scorer_nfe": self.scorer_nfe.tolist(),
             "forward_passes": self.forward_passes,
             "wall_time_s": self.wall_time_s,
             "model_time_s": self.model_time_s,
@@ -92,6 +96,11 @@ class GenerationResult:
         return torch.stack([stage.nfe for stage in self.trace]).sum(dim=0)
 
     @property
+    def scorer_nfe(self) -> Tensor:
+        """(batch,) total forwards of post-hoc remasking scorers over the stages (not in ``nfe``)."""
+        return torch.stack([stage.scorer_nfe for stage in self.trace]).sum(dim=0)
+
+    @property
     def padding(self) -> Tensor:
         """(batch, length) bool: positions after the sample's end."""
         positions = torch.arange(self.tokens.shape[1], device=self.tokens.device)
@@ -106,5 +115,6 @@ class GenerationResult:
             "attempts": self.attempts.tolist(),
             "lengths": self.lengths.tolist(),
             "nfe": self.nfe.tolist(),
+            "scorer_nfe": self.scorer_nfe.tolist(),
             "trace": [stage.to_dict() for stage in self.trace],
         }
