@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 import yaml
@@ -38,6 +40,8 @@ def test_short_run_logs_evaluates_and_checkpoints(make_config, tmp_path):
     assert float(published.sampling_eps_min) == pytest.approx(float(trainer.model.sampling_eps_min))
     saved = TrainConfig.from_dict(yaml.safe_load((checkpoint / "train_config.yaml").read_text()))
     assert saved == config
+    # config.json states the drafting block (the mix's smallest), as BD3-LM's model class reads it
+    assert json.loads((checkpoint / "config.json").read_text())["block_size"] == 4
 
 
 def test_interrupt_saves_the_last_completed_step(make_config, tmp_path, monkeypatch):

@@ -157,6 +157,7 @@ class TrainConfig(TrainSettings):
         tokenizer = self.data.build_tokenizer(model)
         length = self.data.sequence_length(model)
         objective = self.objective.build(length)
+        record_draft_block_size(model, objective)
         data = self.data.build(tokenizer, length, context, self.seed)
         optimizer, scheduler = self.optim.build(model, self.steps, context.device)
         return trainer_class(
@@ -171,6 +172,15 @@ class TrainConfig(TrainSettings):
             **self.trainer.options,
             **attrs.asdict(settings, recurse=False),
         )
+
+
+def record_draft_block_size(model: nn.Module, objective: Any) -> None:
+    """Write the smallest block size of the training mix (the stage-1 drafting block: 4 for
+    ``bimodal(4, L, 0.1)``) into the model's config, so its exported config.json states it
+    (BD3-LM's own model class reads ``block_size``; without it, it falls back to a block of 1)."""
+    config = getattr(model, "config", None)
+    if config is not None and attrs.has(type(config)) and "block_size" in attrs.fields_dict(type(config)):
+        model.config = attrs.evolve(config, block_size=min(objective.block_sizes.support()))
 
 
 # the sections first, then the pluggable parts, then the rest in field order
