@@ -11,8 +11,9 @@ the run whose checkpoint is on disk.
 
 With ``--checkpoints DIR`` (DIR/<variant> = a final checkpoint: config.json + model.safetensors)
 every variant is also evaluated at every block size of the uniform mix (4, 16, 64, 256) on the
-same validation batches (``configs/table3/uniform.yaml``'s split, ``--eval-batches`` batches of 8,
-seed 0, dropout off): a like-for-like table, since training only evaluates the sizes it draws.
+same validation batches (the held-out play henry_vi_part_2, ``--eval-batches`` batches of 8,
+seed 0, dropout off) with ``dind.training.likelihood.likelihood``, what ``dind nelbo`` runs: a
+like-for-like table, since training only evaluates the sizes it draws.
 
 Usage: python benchmarks/table3_training.py RUNS_DIR [--checkpoints DIR] [--out-dir benchmarks/results]
 """
@@ -53,24 +54,26 @@ def read_run(run: Path) -> dict:
 
 
 def evaluate_checkpoints(checkpoints: Path, batches: int) -> dict[str, dict[str, float]]:
-    """Validation NELBO of each variant's final weights at 4, 16, 64 and 256, same batches."""
+    """Validation NELBO of each variant's final weights at 4, 16, 64 and 256 on the same batches:
+    ``dind.training.likelihood`` (what ``dind nelbo`` runs) on the held-out play of the split."""
     import torch
 
-    from dind.training.config import TrainConfig
+    from dind.data.tokenizers import tokenizer_for_model
+    from dind.models.loading import load
+    from dind.training.likelihood import LikelihoodOptions, likelihood, text_chunks
 
-    config_path = Path(__file__).parent.parent / "configs" / "table3" / "uniform.yaml"
+    validation = Path(__file__).parent.parent / "data" / "shakespeare" / "henry_vi_part_2.txt"
     results = {}
     for name in VARIANTS:
         if not (checkpoints / name).is_dir():
             continue
-        overrides = [f"model.init={checkpoints / name}", "model.options={}", f"eval_batches={batches}"]
-        trainer = TrainConfig.from_file(config_path, overrides).build(overwrite=True)
-        trainer.model.eval()
-        with torch.no_grad():
-            record = trainer.validation.evaluate()
-        results[name] = {
-            key[len("val_nelbo_block") :]: value for key, value in record.items() if "block" in key
-        }
+        model = load(checkpoints / name, device=torch.device("cpu")).eval()
+        _, tokenizer = tokenizer_for_model(model)
+        chunks = text_chunks([validation], tokenizer, 256)
+        found = likelihood(
+            model, chunks, (4, 16, 64, 256), LikelihoodOptions(batch_size=8, num_batches=batches)
+        )
+        results[name] = {str(item.block_size): item.nelbo for item in found}
         print(name, results[name], flush=True)
     return results
 
