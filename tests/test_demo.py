@@ -79,3 +79,23 @@ def test_default_demo_options_form_a_valid_plan():
     prompt = TOKENIZERS.build("bytes").encode(args.prompt)
     StagePlan.parse(args.plan).validate(args.length, prompt_length=len(prompt))
     assert args.out.name == "dind-demo-out"
+
+
+def test_stages_are_reported_as_they_finish_with_the_tokens_of_one_generate_call():
+    from dind.sampling import GenerateOptions, generate
+
+    model = build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.0).eval()
+    plan, seen = StagePlan.parse("4 -> 16@0.25 -> 32@0.5"), []
+    arguments = {"length": 32, "prompt": [82, 79], "seed": 3, "options": GenerateOptions()}
+
+    def on_stage(result, index):
+        seen.append(
+            (index, len(result.trace), demo.stage_report(result, TOKENIZERS.build("bytes"), index, length=32))
+        )
+
+    staged = demo.generate_stage_by_stage(model, plan, on_stage=on_stage, **arguments)
+    assert [(index, stages) for index, stages, _ in seen] == [(0, 1), (1, 2), (2, 3)]
+    assert "stage 1: draft" in seen[0][2] and "before stage 3" in seen[2][2]
+    whole = generate(model, plan, **arguments)
+    assert torch.equal(staged.tokens, whole.tokens) and torch.equal(staged.nfe, whole.nfe)
+    assert torch.equal(staged.trace[1].remasked, whole.trace[1].remasked)

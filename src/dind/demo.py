@@ -1,11 +1,11 @@
 """``dind demo``: Diffusion in Diffusion end to end, offline, on a CPU, in seconds.
 
-Loads the tiny byte-level Shakespeare model shipped in ``dind/assets/tiny-shakespeare`` (or
-``--checkpoint DIR``), drafts a continuation of a frozen prompt with small blocks, shows which
-positions the snapshot confidence sends back to MASK, refines them with a large block, and
-prints the NFEs and timings of each stage. Writes the final text, the full trace (JSON) and the
-trace picture (PNG) to ``--out``: all three are checked before sampling starts (an existing one
-needs ``--overwrite``) and written atomically.
+Loads the tiny byte-level Shakespeare model shipped in ``dind/assets/tiny-shakespeare`` (the
+shipped model ``demo``; or ``--model``), drafts a continuation of a frozen prompt with small
+blocks, shows which positions the snapshot confidence sends back to MASK, refines them with a
+large block, and prints each stage as it finishes, then the NFEs and timings of every stage.
+Writes the final text, the full trace (JSON) and the trace picture (PNG) to ``--out``: all three
+are checked before sampling starts (an existing one needs ``--overwrite``) and written atomically.
 
 torch is imported only inside the functions that need it, so ``dind demo --help`` is instant.
 """
@@ -17,12 +17,12 @@ import json
 import sys
 import time
 import unicodedata
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dind.cli.support import positive_int, resolve_device, seed_int
 from dind.outputs import atomic_write, atomic_write_text, check_output
+from dind.shipped import ASSETS
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -33,27 +33,29 @@ ASSET = "tiny-shakespeare"
 
 
 def packaged_checkpoint() -> Path | None:
-    """The shipped tiny checkpoint directory, or None when the package holds none."""
-    directory = resources.files("dind") / "assets" / ASSET
+    """The shipped tiny checkpoint directory (``dind.load("demo")``), or None when the package holds none."""
+    directory = ASSETS["demo"].path()
     if (directory / "config.json").is_file() and (directory / "model.safetensors").is_file():
-        return Path(str(directory))
+        return directory
     return None
 
 
-def load_demo_model(checkpoint: Path | None, *, vocab_size: int, seed: int) -> tuple[Any, str]:
-    """The model and a line describing it. Without any checkpoint, a random-init "tiny" model
-    (announced on stderr: its text is noise, but every stage of the pipeline still runs)."""
-    import torch
-
+def load_demo_model(checkpoint: str | None, *, vocab_size: int, seed: int) -> tuple[Any, str]:
+    """The model and a line describing it. ``checkpoint``: anything ``dind.load`` takes (a
+    checkpoint or run directory, a shipped model's name). Without one, the shipped demo model; if
+    the package holds none, a random-init "tiny" model (announced on stderr: its text is noise,
+    but every stage of the pipeline still runs). Weights stored in bf16 compute in fp32 on a CPU
+    (``dind.load``'s rule)."""
     from dind.models import load
 
-    directory = checkpoint or packaged_checkpoint()
-    if directory is not None:
-        # the shipped weights are stored in bf16 (half the package size); compute in fp32 on a CPU
-        model, description = load(directory, dtype=torch.float32), f"checkpoint {directory}"
+    directory = packaged_checkpoint()
+    if checkpoint is not None:
+        model, description = load(checkpoint), f"checkpoint {checkpoint}"
+    elif directory is not None:
+        model, description = load(directory), f"the shipped model {ASSET} ({directory})"
     else:
         print(
-            "WARNING: no trained tiny checkpoint in dind/assets/tiny-shakespeare and no --checkpoint: "
+            "WARNING: no trained tiny checkpoint in dind/assets/tiny-shakespeare and no --model: "
             "using a RANDOMLY INITIALISED 'tiny' model; expect gibberish.",
             file=sys.stderr,
         )
@@ -108,32 +110,58 @@ def stage_table(trace: Any, length: int) -> str:
     return "\n".join(lines)
 
 
-def report(result: Any, tokenizer: Any, *, length: int) -> str:
-    """The printed story of one sample: each stage's draft, then what the next stage remasks."""
-    sections = []
-    for k, stage in enumerate(result.trace):
-        if k > 0:
-            count = int(stage.remasked[0].sum())
-            sections.append(
-                f"== before stage {k + 1}: the {count} least confident positions "
-                f"({stage.remask_ratio:g} of the generated ones) go back to MASK, shown as "
-                f"{PLACEHOLDER} ==\n"
-                + render(result.trace[k - 1].tokens[0], tokenizer, hidden=stage.remasked[0])
-            )
-        verb = "draft" if k == 0 else "refined"
+def stage_report(result: Any, tokenizer: Any, index: int, *, length: int) -> str:
+    """The printed story of stage ``index`` (0-based) of one sample: for a later stage, what it
+    remasks in the previous draft first; then the stage's draft."""
+    stage, sections = result.trace[index], []
+    if index > 0:
+        count = int(stage.remasked[0].sum())
         sections.append(
-            f"== stage {k + 1}: {verb} with blocks of {_block(stage, length)} ==\n"
-            + render(stage.tokens[0], tokenizer)
+            f"== before stage {index + 1}: the {count} least confident positions "
+            f"({stage.remask_ratio:g} of the generated ones) go back to MASK, shown as "
+            f"{PLACEHOLDER} ==\n"
+            + render(result.trace[index - 1].tokens[0], tokenizer, hidden=stage.remasked[0])
         )
+    verb = "draft" if index == 0 else "refined"
+    sections.append(
+        f"== stage {index + 1}: {verb} with blocks of {_block(stage, length)} "
+        f"({stage.wall_time_s:.1f} s) ==\n" + render(stage.tokens[0], tokenizer)
+    )
     return "\n\n".join(sections)
+
+
+def report(result: Any, tokenizer: Any, *, length: int) -> str:
+    """Every stage's ``stage_report``."""
+    return "\n\n".join(stage_report(result, tokenizer, k, length=length) for k in range(len(result.trace)))
+
+
+def generate_stage_by_stage(model: Any, plan: Any, *, on_stage: Any, **arguments: Any) -> Any:
+    """``generate(model, plan, **arguments)``, one stage at a time: stage 1 by ``generate``, each
+    later one by ``continue_plan`` from the result so far (the same tokens as one call: every
+    draw is a function of the row seed, stage, block, step and position). ``on_stage(result,
+    index)`` is called as each stage finishes."""
+    from dind.sampling import continue_plan, generate
+    from dind.sampling.plan import StagePlan
+
+    stages = list(plan)
+    result = generate(model, StagePlan(stages[:1]), **arguments)
+    on_stage(result, 0)
+    for index in range(1, len(stages)):
+        result = continue_plan(
+            model, StagePlan(stages[: index + 1]), result, options=arguments.get("options")
+        )
+        on_stage(result, index)
+    return result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--model",
         "--checkpoint",
-        type=Path,
+        dest="checkpoint",
         default=None,
-        help="model directory (default: the tiny Shakespeare model shipped in the package)",
+        help="a byte-level model: a checkpoint or training run directory, or a shipped model's name "
+        "(default: demo, the tiny Shakespeare model shipped in the package)",
     )
     parser.add_argument(
         "--prompt", default="ROMEO:", help="frozen text the sample starts with (default: ROMEO:)"
@@ -165,7 +193,7 @@ OUTPUT_FILES = ("sample.txt", "trace.json", "trace.png")
 def run(args: argparse.Namespace) -> int:
     from dind.data.tokenizers import TOKENIZERS
     from dind.eval.plots import stage_trace_figure, trace_arrays
-    from dind.sampling import GenerateOptions, generate
+    from dind.sampling import GenerateOptions
     from dind.sampling.plan import StagePlan
 
     started = time.perf_counter()
@@ -180,10 +208,16 @@ def run(args: argparse.Namespace) -> int:
     prompt = tokenizer.encode(args.prompt)
     print(f"dind demo: Diffusion in Diffusion with {description}")
     print(f"plan {args.plan!r}, length {args.length}, prompt {args.prompt!r} (frozen), seed {args.seed}\n")
-    result = generate(
-        model, plan, length=args.length, prompt=prompt, seed=args.seed, options=GenerateOptions(device=device)
-    )
-    print(report(result, tokenizer, length=args.length))
+
+    def on_stage(result: Any, index: int) -> None:  # printed as each stage finishes
+        print(
+            ("\n" if index else "") + stage_report(result, tokenizer, index, length=args.length), flush=True
+        )
+
+    result = generate_stage_by_stage(
+        model, plan, on_stage=on_stage, length=args.length, prompt=prompt, seed=args.seed,
+        options=GenerateOptions(device=device),
+    )  # fmt: skip
     print("\n" + stage_table(result.trace, args.length))
     atomic_write_text(paths[0], tokenizer.decode(result.tokens[0].tolist()) + "\n")
     trace = {

@@ -328,3 +328,10 @@ def test_importing_plots_keeps_the_matplotlib_backend():
         "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules, png)"
     )
     assert state.split() == ["svg", "False", "True"]
+
+
+def test_list_names_the_shipped_models_and_judges(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "shipped models (--model, dind.load): tiny-shakespeare (= demo)" in lines
+    assert "shipped judges (--judge, dind.eval.load_judge): judge-kn-shakespeare, judge-shakespeare" in lines

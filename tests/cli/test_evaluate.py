@@ -57,3 +57,13 @@ def test_decode_for_judge_marks_document_boundaries():
         lambda ids: bytes(ids).decode(), [256, 104, 105, 256, 121, 111], eos_id=256, eos_text="<|endoftext|>"
     )
     assert text == "<|endoftext|>hi<|endoftext|>yo"
+
+
+def test_judge_takes_a_shipped_judge_by_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(json.dumps({"tokens": [256, *TEXTS[0].encode()]}) + "\n")
+    assert main(["eval", str(samples), "--judge", "judge-kn-shakespeare", "--no-progress"]) == 0
+    report = json.loads((tmp_path / "samples.genppl.json").read_text())
+    assert report["judge"] == "judge-kn-shakespeare" and report["tokenizer"] == "bytes"
+    assert 1 < report["gen_ppl"] < 50

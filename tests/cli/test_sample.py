@@ -3,6 +3,7 @@
 import argparse
 import json
 
+import pytest
 import torch
 
 from dind.cli import sample as command
@@ -138,3 +139,43 @@ def test_a_half_precision_checkpoint_is_computed_in_fp32_on_cpu(tmp_path):
     assert {p.dtype for p in dind.load(tmp_path / "bf16").parameters()} == {torch.float32}
     kept = dind.load(tmp_path / "bf16", dtype=torch.bfloat16)
     assert {p.dtype for p in kept.parameters()} == {torch.bfloat16}
+
+
+def test_the_default_plan_adapts_to_the_length(tmp_path):
+    # "4 -> L@0.5": a global refine block of whatever --length is (a fixed 1024 was refused at 32)
+    out = tmp_path / "samples.jsonl"
+    assert (
+        main(["--model", "micro", "--length", "32", "--out", str(out), "--device", "cpu", "--no-progress"])
+        == 0
+    )
+    record = json.loads(out.read_text().splitlines()[0])
+    assert [stage["block_size"] for stage in record["stages"]] == [4, None] and len(record["tokens"]) == 32
+
+
+def test_a_training_run_directory_samples_from_its_latest_checkpoint(tmp_path, capsys):
+    from dind.models import build, save_pretrained
+
+    model = build("micro", init="random", generator=torch.Generator().manual_seed(0), dropout=0.0)
+    save_pretrained(model, tmp_path / "run" / "checkpoints" / "latest")
+    (tmp_path / "run" / "config.yaml").write_text("steps: 1\n")
+    out = tmp_path / "samples.jsonl"
+    argv = ["--model", str(tmp_path / "run"), "--plan", "4 -> L@0.5", "--length", "16", "--out", str(out),
+            "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0 and out.is_file()
+    notes = [line for line in capsys.readouterr().err.splitlines() if "training run directory" in line]
+    assert notes == [f"dind: {tmp_path / 'run'} is a training run directory: loading its latest checkpoint "
+                     f"{tmp_path / 'run' / 'checkpoints' / 'latest'}"]  # fmt: skip
+
+
+def test_model_names_a_shipped_model_and_a_mistyped_name_lists_them(tmp_path, monkeypatch):
+    from dind.cli.support import load_model
+    from dind.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    assert load_model("demo", torch.device("cpu")).vocab_size == 258
+    with pytest.raises(
+        UserError, match=r"--model 'dem' is neither .* nor a shipped model \(tiny-shakespeare \(= demo\)\)"
+    ):
+        load_model("dem", torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"--model must name a model \(got 'judge-shakespeare'"):
+        load_model("judge-shakespeare", torch.device("cpu"))

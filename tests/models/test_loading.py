@@ -219,3 +219,73 @@ def test_tensors_must_be_floating_point(saved):
     save_file(state, str(directory / "model.safetensors"))
     with pytest.raises(CheckpointError, match="non-floating-point tensors"):
         dind.load(directory)
+
+
+# --- shipped models and training run directories ----------------------------------------------
+
+
+def _never_the_hub(monkeypatch):
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a shipped name went to the hub")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+
+
+def test_shipped_model_names_load_the_packaged_checkpoint_in_fp32_on_cpu(monkeypatch, tmp_path):
+    from dind.shipped import ASSETS
+
+    _never_the_hub(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    demo, by_name = dind.load("demo"), dind.load("tiny-shakespeare")
+    by_path = dind.load(ASSETS["demo"].path())
+    weight = "backbone.blocks.0.attn_qkv.weight"
+    assert torch.equal(demo.state_dict()[weight], by_path.state_dict()[weight])
+    assert torch.equal(by_name.state_dict()[weight], by_path.state_dict()[weight])
+    assert {p.dtype for p in demo.parameters()} == {torch.float32}  # stored bf16, computed fp32 on CPU
+    with pytest.raises(ValueError, match=r"path_or_preset must name a model \(got 'judge-shakespeare'"):
+        dind.load("judge-shakespeare")
+
+
+def test_a_local_directory_named_like_an_asset_wins(saved, tmp_path, monkeypatch):
+    model, _ = saved
+    save_pretrained(model, tmp_path / "demo")
+    monkeypatch.chdir(tmp_path)
+    loaded = dind.load("demo")
+    assert (
+        loaded.config.hidden_dim == model.config.hidden_dim != dind.load("tiny-shakespeare").config.hidden_dim
+    )
+
+
+def test_an_unknown_name_lists_presets_and_shipped_models(tmp_path, monkeypatch):
+    _never_the_hub(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        FileNotFoundError, match=r"a shipped model \(tiny-shakespeare \(= demo\)\).*got 'nonesuch'"
+    ):
+        dind.load("nonesuch")
+
+
+def test_a_training_run_directory_loads_its_latest_checkpoint_in_one_line(saved, tmp_path, capsys):
+    from dind.models.sources import RUN_CHECKPOINTS
+    from dind.training.checkpointing import LATEST, checkpoint_root
+
+    assert RUN_CHECKPOINTS[0] == str(checkpoint_root(".") / LATEST)  # the trainer's layout
+    model, _ = saved
+    run = tmp_path / "run"
+    save_pretrained(model, run / "checkpoints" / "latest")
+    (run / "config.yaml").write_text("steps: 1\n")
+    loaded = dind.load(run)
+    assert torch.equal(loaded.backbone.vocab_embed.embedding, model.backbone.vocab_embed.embedding)
+    err = capsys.readouterr().err
+    latest = run / "checkpoints" / "latest"
+    assert err == f"dind: {run} is a training run directory: loading its latest checkpoint {latest}\n"
+    (run / "checkpoints" / "latest").rename(run / "checkpoints" / "latest.old")  # a save interrupted
+    assert torch.equal(dind.load(run).backbone.vocab_embed.embedding, model.backbone.vocab_embed.embedding)
+
+
+def test_a_run_directory_without_a_checkpoint_says_so(tmp_path):
+    (tmp_path / "config.yaml").write_text("steps: 1\n")
+    with pytest.raises(FileNotFoundError, match="training run directory without a checkpoint yet"):
+        dind.load(tmp_path)

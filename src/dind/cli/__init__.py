@@ -57,8 +57,12 @@ def all_registries() -> dict[str, Any]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from dind.shipped import describe
+
     for kind, registry in all_registries().items():
         print(f"{kind}: {', '.join(registry.names()) or '(none)'}")
+    print(f"shipped models (--model, dind.load): {describe('model')}")
+    print(f"shipped judges (--judge, dind.eval.load_judge): {describe('judge')}")
     return 0
 
 

@@ -37,7 +37,11 @@ noise_seed.__name__ = "seed (an integer in [0, 2**32))"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint directory (BD3-LM format) or preset name")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="checkpoint directory (BD3-LM format), training run directory, shipped model (demo) or preset",
+    )
     parser.add_argument(
         "--data",
         required=True,

@@ -21,12 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--model", action="append", default=None,
-        help="checkpoint directory; repeat for a Table 3 section (default: the shipped tiny-shakespeare)",
+        help="checkpoint or training run directory, or a shipped model (demo); repeat for a Table 3 "
+        "section (default: the shipped tiny-shakespeare)",
     )  # fmt: skip
     parser.add_argument(
         "--judge", action="append", default=None,
-        help="judge directory; repeat to score with several and compare their verdicts (default: both "
-        "shipped byte judges, the neural judge-shakespeare and the Kneser-Ney judge-kn-shakespeare)",
+        help="judge directory or shipped judge name; repeat to score with several and compare their "
+        "verdicts (default: both shipped byte judges, the neural judge-shakespeare and the Kneser-Ney "
+        "judge-kn-shakespeare)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("dind-reproduce-out"), help="output directory")
     parser.add_argument(

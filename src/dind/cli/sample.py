@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="micro",
-        help="a checkpoint directory, or a preset name (seeded random initialisation: a smoke test "
-        "that samples noise) (default: micro)",
+        help="a checkpoint directory, a training run directory (its latest checkpoint), a shipped model "
+        "(demo: `dind list`), or a preset name (seeded random initialisation: a smoke test that samples "
+        "noise) (default: micro)",
     )
     parser.add_argument(
         "--plan",

@@ -76,7 +76,8 @@ def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--judge",
         required=True,
-        help="directory of a causal LM saved with save_pretrained (GPT-2 Large for Gen PPL)",
+        help="directory of a causal LM saved with save_pretrained (GPT-2 Large for Gen PPL), a shipped "
+        "judge (judge-shakespeare, judge-kn-shakespeare: `dind list`), or an owner/name hub id",
     )
     group.add_argument(
         "--judge-device", default=None, help="device of the judge (default: cuda if available)"
@@ -103,19 +104,23 @@ def _import(module: str, what: str) -> Any:
 
 
 def load_model(spec: str, device: torch.device) -> Any:
-    """--model through ``dind.load``: a checkpoint directory, or a preset name (fresh weights with a
-    seeded random initialisation, no dropout: BD3-LM's zero-initialised output layer would give
-    uniform logits, hiding every code path); a mistyped preset is named as one. The dtype rule is
-    ``dind.load``'s (half-precision checkpoints compute in fp32 on CPU)."""
+    """--model through ``dind.load``: a checkpoint directory, a training run directory (its latest
+    checkpoint), a shipped model (``demo``), or a preset name (fresh weights with a seeded random
+    initialisation, no dropout: BD3-LM's zero-initialised output layer would give uniform logits,
+    hiding every code path); a mistyped name is named as one. The dtype rule is ``dind.load``'s
+    (half-precision checkpoints compute in fp32 on CPU)."""
     models = _import("dind.models", "--model")
-    if not Path(spec).expanduser().is_dir() and spec in models.PRESETS:
-        return models.load(spec, device=device, init="random", seed=0, dropout=0.0)
+    from dind.shipped import ASSETS, describe, shipped_path
+
     path = Path(spec).expanduser()
-    if not path.exists() and "/" not in spec and "\\" not in spec:  # a mistyped preset, not a path
-        raise UserError(
-            f"--model {spec!r} is neither a checkpoint directory nor a preset "
-            f"(presets: {', '.join(sorted(models.PRESETS))})"
+    if not path.exists() and spec in models.PRESETS:
+        return models.load(spec, device=device, init="random", seed=0, dropout=0.0)
+    if not path.exists() and spec not in ASSETS and "/" not in spec and "\\" not in spec:
+        raise UserError(  # a mistyped name, not a path
+            f"--model {spec!r} is neither a checkpoint or run directory, a preset "
+            f"({', '.join(sorted(models.PRESETS))}) nor a shipped model ({describe('model')})"
         )
+    shipped_path(spec, "model", parameter="--model")  # a judge's name: said with this option's name
     return models.load(spec, device=device)
 
 

@@ -22,7 +22,9 @@ def _floats(text: str) -> list[float]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", required=True, help="model preset name (dind list) or checkpoint directory"
+        "--model",
+        required=True,
+        help="checkpoint or training run directory, shipped model (demo) or preset name (dind list)",
     )
     add_judge_arguments(parser)
     parser.add_argument(

@@ -1,7 +1,8 @@
 """Loading a Gen PPL judge (a ``transformers`` causal LM and its tokenizer), preferably offline.
 
 The real setting is GPT-2 Large saved locally (``save_pretrained`` or a hub snapshot folder).
-A hub id is tried only when it is not a local path, and a failure says how to fix it.
+The shipped byte-level judges load by name (``dind.shipped``). A hub id (``owner/name``) is tried
+only when it is neither a local path nor a shipped name, and a failure says how to fix it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import torch
 
 from dind.errors import UserError
 from dind.eval.genppl import Judge
+from dind.models.sources import is_hub_id
+from dind.shipped import describe, shipped_path
 
 if TYPE_CHECKING:
     from dind.eval.kneser_ney import KneserNeyJudge
@@ -21,11 +24,6 @@ if TYPE_CHECKING:
 
 class JudgeLoadError(UserError, RuntimeError):
     """The judge could not be loaded (missing directory, no network for a hub id, bad files)."""
-
-
-def _looks_like_path(name: str) -> bool:
-    # hub ids are "name" or "owner/name"; anything else is meant as a local path
-    return name.startswith((".", "~", os.sep)) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
 
 
 def load_judge(
@@ -36,7 +34,9 @@ def load_judge(
     window: int | None = None,
     stride: int | None = None,
 ) -> Judge | KneserNeyJudge:
-    """A ``Judge`` from a local directory (or, failing that, a hub id), in fp32 on ``device``.
+    """A ``Judge`` from a local directory, a shipped judge's name (``judge-shakespeare``,
+    ``judge-kn-shakespeare``: read from the package, never from a hub; a local path of the same
+    name wins) or, failing those, an ``owner/name`` hub id; in fp32 on ``device``.
 
     ``device`` defaults to CUDA when available. ``window`` / ``stride``: see ``Judge``.
     A directory whose config says ``"dind_tokenizer": "bytes"`` (the shipped
@@ -50,6 +50,15 @@ def load_judge(
     from dind.eval.kneser_ney import KneserNeyJudge, is_kneser_ney_dir
 
     name = str(path_or_id)
+    shipped = shipped_path(name, "judge", parameter="judge")
+    if shipped is not None:
+        name = str(shipped)
+    elif not Path(name).expanduser().exists() and not is_hub_id(name):
+        raise JudgeLoadError(
+            f"judge must be a judge directory, a shipped judge ({describe('judge')}) or an 'owner/name' "
+            f"hub id such as openai-community/gpt2-large (got {name!r}: no such directory, and none of "
+            "the others)"
+        )
     if is_kneser_ney_dir(Path(name).expanduser()):
         try:
             return KneserNeyJudge.load(Path(name).expanduser())
@@ -60,7 +69,7 @@ def load_judge(
     local = Path(name).expanduser()
     if local.is_dir():
         source, local_only = str(local), True
-    elif local.exists() or _looks_like_path(name):
+    elif local.exists():
         raise JudgeLoadError(
             f"judge must be a directory holding a causal LM and its tokenizer (got {name!r})"
         )

@@ -1,13 +1,15 @@
 """``dind.load``: the one way to get a model from a name.
 
-A local checkpoint directory wins; then a preset name (a freshly initialised model); then a hub
-id (``owner/name``, downloaded when the hub is reachable). The command line, the demo and the
+A local path wins (a checkpoint directory, or a training run directory: its latest checkpoint);
+then a preset name (a freshly initialised model); then a shipped model (``demo``); then a hub id
+(``owner/name``, downloaded when the hub is reachable). The command line, the demo and the
 sweeps all go through here.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ from dind.models.checkpoint import cast_parameters, load_directory
 from dind.models.dit import DiT
 from dind.models.initialization import INITS, Init
 from dind.models.presets import PRESETS, build
-from dind.models.sources import HUB_OPTIONS, is_hub_id, resolve
+from dind.models.sources import HUB_OPTIONS, is_hub_id, resolve, run_checkpoint
+from dind.shipped import describe, shipped_path
 
 DTYPES = {
     "float32": torch.float32,
@@ -43,10 +46,13 @@ def load(
     not its weights' dtype). Pass ``dtype`` to choose otherwise; the CLI follows the same rule.
 
     - A local directory in BD3-LM/Hugging Face format (config.json + model.safetensors, or
-      shards with model.safetensors.index.json).
+      shards with model.safetensors.index.json), or a training run directory (``dind train``'s
+      ``out_dir``): its latest checkpoint, announced in one line on stderr.
     - A preset name (``dind list``: ``micro``, ``tiny``, ``bd3lm-110m``): untrained weights drawn
       with ``init`` (default "random": logits that depend on the input) from a generator seeded
       with ``seed`` (default 0), so the same call gives the same model.
+    - A shipped model (``dind list``: ``demo`` = ``tiny-shakespeare``, the trained demo model),
+      read from the package, never from a hub. A local path of the same name wins.
     - A hub id ``owner/name``; ``options`` may hold ``revision``, ``token``, ``cache_dir``,
       ``local_files_only``, ``force_download``.
 
@@ -67,16 +73,39 @@ def load(
             f"init and seed apply to preset names only ({spec!r} is a checkpoint; got init={init!r}, "
             f"seed={seed!r})"
         )
-    if not Path(spec).expanduser().exists() and not is_hub_id(spec):
+    shipped = shipped_path(spec, "model", parameter="path_or_preset")
+    if shipped is not None:
+        spec = str(shipped)
+    elif Path(spec).expanduser().is_dir():
+        spec = _latest_of_run(spec)
+    elif not Path(spec).expanduser().exists() and not is_hub_id(spec):
         raise FileNotFoundError(
-            f"path_or_preset must be a checkpoint directory, a preset ({', '.join(PRESETS.names())}) or "
-            f"an 'owner/name' hub id (got {spec!r}: no such directory, and neither of the others)"
+            f"path_or_preset must be a checkpoint or run directory, a preset ({', '.join(PRESETS.names())}), "
+            f"a shipped model ({describe('model')}) or an 'owner/name' hub id (got {spec!r}: no such "
+            "directory, and none of the others)"
         )
     hub = {key: options.pop(key) for key in HUB_OPTIONS if key in options}
     model = load_directory(DiT, resolve(spec, **hub), device=device, dtype=dtype, **options)
     if dtype is None and _computes_in_half_on_cpu(model):
         cast_parameters(model, torch.float32)
     return model
+
+
+def _latest_of_run(spec: str) -> str:
+    checkpoint = run_checkpoint(spec)
+    if checkpoint is None:
+        directory = Path(spec).expanduser()
+        if not (directory / "config.json").exists() and (directory / "config.yaml").is_file():
+            raise FileNotFoundError(
+                f"path_or_preset {spec!r} is a training run directory without a checkpoint yet "
+                f"(no {directory / 'checkpoints/latest/config.json'}); load it once it has saved one"
+            )
+        return spec
+    print(
+        f"dind: {spec} is a training run directory: loading its latest checkpoint {checkpoint}",
+        file=sys.stderr,
+    )
+    return str(checkpoint)
 
 
 def _computes_in_half_on_cpu(model: DiT) -> bool:

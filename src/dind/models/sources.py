@@ -19,6 +19,9 @@ from dind.models.weights import INDEX_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME, conve
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 HUB_OPTIONS = ("revision", "token", "cache_dir", "local_files_only", "force_download")
 DOWNLOADED = ["config.json", WEIGHTS_NAME, INDEX_NAME, "*.safetensors"]
+# a training run's layout (dind.training.checkpointing): <run>/checkpoints/latest, or latest.old
+# where a save was interrupted between its two renames
+RUN_CHECKPOINTS = ("checkpoints/latest", "checkpoints/latest.old")
 
 
 class HubUnavailableError(UserError, OSError):
@@ -27,6 +30,18 @@ class HubUnavailableError(UserError, OSError):
 
 def is_hub_id(name: str) -> bool:
     return HUB_ID.fullmatch(name) is not None and ".." not in name
+
+
+def run_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
+    """The latest checkpoint of the training run directory ``directory``, or None when it is not
+    one (it holds a config.json itself, or no ``checkpoints/latest`` with a config.json)."""
+    directory = Path(directory).expanduser()
+    if (directory / "config.json").exists():
+        return None
+    for name in RUN_CHECKPOINTS:
+        if (directory / name / "config.json").is_file():
+            return directory / name
+    return None
 
 
 def resolve(path_or_hub_id: str | os.PathLike[str], **hub_options: Any) -> Path:
