@@ -335,3 +335,64 @@ def test_list_names_the_shipped_models_and_judges(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "shipped models (--model, dind.load): tiny-shakespeare (= demo)" in lines
     assert "shipped judges (--judge, dind.eval.load_judge): judge-kn-shakespeare, judge-shakespeare" in lines
+
+
+# --- the oversubscription note -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("busy", "cores", "threads", "suggested"),
+    [(0.3, 2, 2, None), (1.2, 2, 2, 1), (3.8, 2, 2, 1), (2.0, 8, 8, 6), (5.0, 4, 1, None), (0.0, 4, 4, None)],
+)
+def test_the_note_suggests_the_free_cores_when_threads_exceed_them(busy, cores, threads, suggested):
+    import dind.cli as cli
+
+    note = cli.thread_note(busy, cores, threads)
+    if suggested is None:
+        assert note is None
+    else:
+        assert f"load {busy:.1f} on {cores} cores" in note and f"use {threads} threads" in note
+        assert note.endswith(f"pass --threads {suggested} (e.g. dind --threads {suggested} ...)")
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "noted"),
+    [
+        (["sample"], {}, True),
+        (["sample", "--threads", "2"], {}, False),  # the user chose
+        (["--threads", "1", "sample"], {}, False),
+        (["sample"], {"OMP_NUM_THREADS": "2"}, False),
+        (["list"], {}, False),  # no numerical work
+    ],
+)
+def test_an_oversubscribed_cpu_is_noted_once_unless_the_user_chose_the_threads(
+    monkeypatch, capsys, argv, env, noted
+):
+    import dind.cli as cli
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(cli, "busy_cores", lambda: 3.5)
+    monkeypatch.setattr(cli, "_cores", lambda: 2)
+    monkeypatch.setattr(sample_command, "run", lambda args: 0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(before)
+    notes = [line for line in capsys.readouterr().err.splitlines() if "this CPU is shared" in line]
+    assert len(notes) == (1 if noted else 0)
+
+
+def test_busy_cores_is_the_load_average_capped_by_the_tasks_running_now():
+    import os
+
+    import dind.cli as cli
+
+    busy = cli.busy_cores()
+    if not hasattr(os, "getloadavg"):
+        assert busy is None
+        return
+    assert 0.0 <= busy <= os.getloadavg()[0] + 1.0  # the load may move between the two reads

@@ -5,10 +5,13 @@ Each subcommand is a module of this package (``dind.cli.train``, ``sample``, ``e
 ``run(args) -> int``; what several share is in ``dind.cli.support``. This module only wires them;
 the CLI (with config loading) is the one place where names become objects.
 
-Two rules hold here for every subcommand:
+Three rules hold here for every subcommand:
 
 - Startup stays light: a subcommand's module (and so torch) is imported only when that subcommand
   is parsed, so ``dind --help`` and a mistyped subcommand answer at once.
+- Threads: when torch's CPU threads exceed the cores that other processes leave free (a shared
+  machine: the load average, capped by the tasks running now), a one-line note on stderr suggests
+  ``--threads`` (once per command; not when the user set --threads or OMP_NUM_THREADS).
 - One error handler: every expected failure (``UserError``, ``ValueError``, ``TypeError``,
   ``OSError``, an unknown registry name, Ctrl-C) is one line on stderr,
   ``dind <subcommand>: error: <message>``, and a non-zero exit status (2: usage or configuration,
@@ -20,9 +23,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dind
@@ -121,6 +127,57 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def thread_note(busy: float, cores: int, threads: int) -> str | None:
+    """The note for a CPU that other work keeps busy: torch's ``threads`` exceed the cores left free
+    (``cores`` minus ``busy``, the load of other processes, rounded to the nearest core), so its
+    threads wait for each other at every op (measured: 2-5x slower); or None when they fit."""
+    free = math.floor(cores - busy + 0.5)
+    if threads <= 1 or threads <= free:
+        return None
+    suggested = max(1, free)
+    return (
+        f"dind: note: this CPU is shared (other processes' load {busy:.1f} on {cores} cores) and torch would "
+        f"use {threads} threads, which then wait for each other (often several times slower): pass "
+        f"--threads {suggested} (e.g. dind --threads {suggested} ...)"
+    )
+
+
+def busy_cores() -> float | None:
+    """The load of other processes: the 1-minute load average, capped (on Linux) by the tasks running
+    right now besides this one, so a job that just ended is not counted; None where unknown."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return None
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return load
+    return max(0.0, min(load, running - 1))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def _warn_oversubscribed(command: str | None, threads: int | None) -> None:
+    """Says ``thread_note`` once per command on stderr, unless the user chose the threads
+    (--threads, OMP_NUM_THREADS) or the command does no numerical work (list)."""
+    if command in (None, "list") or threads is not None or "OMP_NUM_THREADS" in os.environ:
+        return
+    busy = busy_cores()
+    if busy is None:
+        return
+    import torch  # every subcommand but list imports it anyway
+
+    note = thread_note(busy, _cores(), torch.get_num_threads())
+    if note is not None:
+        print(note, file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dind", description="Diffusion in Diffusion for block diffusion LMs"
@@ -205,7 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         command, debug = args.command, args.debug
         _load_plugins([*args.plugin, *getattr(args, "plugin_after", [])])
-        _set_threads(getattr(args, "threads_after", args.threads))
+        threads = getattr(args, "threads_after", args.threads)
+        _set_threads(threads)
+        _warn_oversubscribed(command, threads)
         return int(args.func(args) or 0)
     except SystemExit:
         raise
