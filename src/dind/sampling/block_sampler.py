@@ -7,6 +7,10 @@ without it, block [s, e) is denoised from ``logits(tokens[:, :e], block_size=B)[
 uncached reference. A stage whose single block spans the whole sequence (global stage) calls
 ``logits(tokens, block_size=None)`` either way.
 
+With a ``window`` (``dind.sampling.windows``: a length beyond the model's context) a block attends
+to its window only, fed as a sequence of its own, and the KV cache holds the window (re-filled
+when it moves); a global stage refines window by window, left to right.
+
 Inside a block an ``UnmaskingRule`` picks the positions to reveal each step; tokens are proposed
 by ``proposal.propose`` and every reveal is reported to the ``ConfidenceTracker``. Only MASK
 positions are ever written: prompt tokens and the tokens a previous stage kept never change.
@@ -41,8 +45,9 @@ from dind.sampling.block_step import BlockContext, check_finite, unmask_step
 from dind.sampling.confidence import ConfidenceTracker, record_reveals
 from dind.sampling.nfe import CountingDenoiser
 from dind.sampling.proposal import ProposalOptions
-from dind.sampling.refine_cache import RefineCache
+from dind.sampling.refine_cache import ExactRefine, RefineCache
 from dind.sampling.unmasking.base import UnmaskingRule
+from dind.sampling.windows import Window
 
 
 @attrs.frozen(eq=False)  # holds tensors: compare their values, not ==
@@ -80,6 +85,7 @@ def sample_stage(
     on_block: Callable[[], None] | None = None,
     stage_index: int | None = None,
     refine: RefineCache | None = None,
+    window: Window | None = None,
 ) -> StageOutcome:
     """Fill every MASK of ``tokens`` (batch, length) with blocks of ``block_size`` (None = global).
 
@@ -90,6 +96,7 @@ def sample_stage(
     ``proposal``: temperature and top-p (None: temperature 1, no nucleus).
     ``refine``: how a global stage reuses work across its steps (``dind.sampling.refine_cache``;
     None: exact, a full forward every step; refused for a stage with several blocks).
+    ``window``: the stage's attention window (None: the whole sequence; ``dind.sampling.windows``).
     ``on_block`` is called after each block (progress bars). ``stage_index`` (1-based) only names
     the stage in errors: NaN or +inf logits, or a position whose logits are all -inf, raise
     ``NonFiniteError`` naming the stage, the block and the number of bad values.
@@ -113,15 +120,24 @@ def sample_stage(
         raise ValueError(
             f"a refine cache applies to a global stage only (got block_size {block_size} at length {length})"
         )
-    cache = counting.new_cache(batch, length) if use_cache and len(spans) > 1 else None
-    appends = _Appends(counting, tokens, cache) if cache is not None else None
+    if window is not None and len(spans) == 1:  # a global stage beyond its context: window by window
+        for index, (lo, start, end) in enumerate(window.refine_spans(length)):
+            forward = _window_forward(counting, tokens, lo, start, end, refine)
+            nfe += _fill_block(context, forward, tokens, scores, start, end, index)
+            if on_block is not None:
+                on_block()
+        return StageOutcome(tokens, scores, nfe, counting.forward_passes, counting.model_time_s)
+    capacity = length if window is None else min(window.context, length)  # the cache holds the window
+    cache = counting.new_cache(batch, capacity) if use_cache and len(spans) > 1 else None
+    appends = _Appends(counting, tokens, cache, window) if cache is not None else None
     for index, (start, end) in enumerate(spans):
         if refine is not None:
             forward = refine.forward(counting, tokens)
         elif appends is not None:
             forward = appends.forward(start, end)
         else:
-            forward = _block_forward(counting, tokens, start, end, block_size, single=len(spans) == 1)
+            lo = 0 if window is None else window.block_start(end)
+            forward = _block_forward(counting, tokens, start, end, block_size, single=len(spans) == 1, lo=lo)
         nfe += _fill_block(context, forward, tokens, scores, start, end, index)
         if appends is not None and index < len(spans) - 1:
             appends.finished(start, end)
@@ -134,11 +150,18 @@ def sample_stage(
 class _Appends:
     """The finished blocks not yet in the KV cache. A model with ``append_and_features`` (the DiT)
     appends them in the next block's first forward (one pass instead of two, the same numbers to
-    fp32 round-off); any other appends each block on its own as soon as it is finished."""
+    fp32 round-off); any other appends each block on its own as soon as it is finished.
+
+    With a ``window`` the cache holds positions [origin, ...) of the current window at cache
+    positions 0, 1, ...; when a block's window starts elsewhere, the cache is emptied and the
+    window's earlier blocks [lo, start) are written again (pending, fused into the block's first
+    forward), so each cached forward equals the uncached forward over the window."""
 
     model: CountingDenoiser
     tokens: Tensor
     cache: Any
+    window: Window | None = None
+    origin: int = 0  # the sequence position at cache position 0
     pending: tuple[int, int] | None = None
 
     @property
@@ -147,19 +170,32 @@ class _Appends:
 
     def forward(self, start: int, end: int) -> Callable[[], Tensor]:
         cached = self.model.cached_features if self.model.projects else self.model.cached_logits
+        if self.window is not None and self.window.block_start(end) != self.origin:
+            self._move(self.window.block_start(end), start, end)
 
         def call() -> Tensor:
             if self.pending is None:
-                return cached(self.tokens[:, start:end], cache=self.cache, start=start)
+                return cached(self.tokens[:, start:end], cache=self.cache, start=start - self.origin)
             (first, last), self.pending = self.pending, None
             done, block = self.tokens[:, first:last], self.tokens[:, start:end]
-            return self.model.append_and_features(done, block, cache=self.cache, start=first)
+            return self.model.append_and_features(done, block, cache=self.cache, start=first - self.origin)
 
         return call
 
+    def _move(self, lo: int, start: int, end: int) -> None:
+        """Empty the cache for a window starting at ``lo`` and queue (or write) [lo, start)."""
+        if callable(getattr(self.cache, "reset", None)):  # the DiT's caches: reuse the buffers
+            self.cache.reset()
+        else:
+            self.cache = self.model.new_cache(self.tokens.shape[0], self.window.context)
+        self.origin, self.pending = lo, None
+        width = end - start
+        for first in range(lo, start, width):
+            self.finished(first, first + width)
+
     def finished(self, start: int, end: int) -> None:
         if not self.fuses:
-            self.model.append_to_cache(self.tokens[:, start:end], cache=self.cache, start=start)
+            self.model.append_to_cache(self.tokens[:, start:end], cache=self.cache, start=start - self.origin)
         else:  # a block with nothing masked made no forward: its positions join the queue
             self.pending = (start, end) if self.pending is None else (self.pending[0], end)
 
@@ -187,14 +223,53 @@ def _stage_streams(
 
 
 def _block_forward(
-    model: Denoiser, tokens: Tensor, start: int, end: int, block_size: int | None, *, single: bool
+    model: Denoiser,
+    tokens: Tensor,
+    start: int,
+    end: int,
+    block_size: int | None,
+    *,
+    single: bool,
+    lo: int = 0,
 ) -> Callable[[], Tensor]:
     """A closure returning the block's current (batch, width, features) without a cache: the
-    features of a ``FeatureDenoiser`` (``CountingDenoiser.projects``), else the logits."""
+    features of a ``FeatureDenoiser`` (``CountingDenoiser.projects``), else the logits; ``lo``: the
+    first position the block attends to (its window's start), fed as position 0."""
     full = model.features if getattr(model, "projects", False) else model.logits
     if single:
         return lambda: full(tokens, block_size=None)
-    return lambda: full(tokens[:, :end], block_size=block_size)[:, start:end]
+    return lambda: full(tokens[:, lo:end], block_size=block_size)[:, start - lo : end - lo]
+
+
+def _window_forward(
+    model: Denoiser, tokens: Tensor, lo: int, start: int, end: int, refine: RefineCache | None
+) -> Callable[[], Any]:
+    """A refinement window: features of [start, end) from a full-attention forward over [lo, end)
+    (through the stage's refine cache, on a view of the live tokens)."""
+    inner = (refine if refine is not None else ExactRefine()).forward(model, tokens[:, lo:end])
+    offset = start - lo
+
+    def call() -> Any:
+        features = inner()
+        return features[:, offset:] if isinstance(features, Tensor) else _Offset(features, offset)
+
+    return call
+
+
+@attrs.frozen
+class _Offset:
+    """Features of a window read with masks of its last positions only (the first ``offset`` are
+    context): ``result[where]`` pads ``where`` on the left."""
+
+    features: Any
+    offset: int
+
+    def __getitem__(self, where: Tensor) -> Tensor:
+        padded = torch.zeros(
+            where.shape[0], self.offset + where.shape[1], dtype=torch.bool, device=where.device
+        )
+        padded[:, self.offset :] = where
+        return self.features[padded]
 
 
 def _fill_block(

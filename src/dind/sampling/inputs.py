@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dind.models.protocol import Denoiser
 from dind.sampling.options import GenerateOptions
 from dind.sampling.plan import StagePlan
 
@@ -202,20 +201,6 @@ def frozen_prefix_length(scores: Tensor) -> int:
             "the result's +inf scores must be the same prefix of every row (got another pattern)"
         )
     return prompt_length
-
-
-def check_trained_length(model: Denoiser, length: int) -> None:
-    """A model that states the length it was trained on (``model_length``: the DiT) is never run
-    over more positions: attention over a longer sequence is out of its training distribution, and
-    the samples would be silently worse. Denoisers without a ``model_length`` are not limited."""
-    limit = getattr(model, "model_length", None)
-    if limit is not None and length > limit:
-        raise ValueError(
-            f"length must be <= the model's model_length, the context it was trained on (got {length}, "
-            f"model_length {limit}); a longer forward is out of distribution, so it is refused: generate "
-            f"at most {limit} tokens (generation beyond the trained context needs a sliding window, "
-            "which dind does not have yet)"
-        )
 
 
 def checked_options(options: GenerateOptions | None) -> GenerateOptions:

@@ -37,7 +37,6 @@ from dind.sampling.inputs import (
     Prompt,
     check_generate_arguments,
     check_prompt_fits,
-    check_trained_length,
     checked_options,
     frozen_prefix_length,
     prompt_prefix,
@@ -49,6 +48,7 @@ from dind.sampling.seeds import row_seed, row_seeds
 from dind.sampling.trace import GenerationResult, StageTrace
 from dind.sampling.unmasking import UnmaskingRule
 from dind.sampling.unmasking.base import check_stage_steps
+from dind.sampling.windows import Window, plan_windows
 
 __all__ = ["continue_plan", "generate", "regenerate_rows", "row_seed"]
 
@@ -84,7 +84,7 @@ def generate(
     plan.validate(length, prompt_length=prefix.shape[1])
     seeds = row_seeds(seed, batch_size)
     run = _plan_run(model, plan, length, options)
-    with _progress_bar(plan, length, enabled=options.progress) as on_block:
+    with _progress_bar(run, enabled=options.progress) as on_block:
         tokens, scores, trace = run(prefix, RowStreams.from_seeds(seeds, device), on_block)
     ones = torch.ones(batch_size, dtype=torch.long, device=device)
     return GenerationResult(tokens, scores, trace, tuple(seeds), ones, ones * length)
@@ -115,7 +115,7 @@ def continue_plan(
     run = _plan_run(model, plan, length, options)
     streams = RowStreams.from_seeds(draft.seeds, draft.tokens.device)
     start = (draft.tokens, draft.scores, draft.trace)
-    with _progress_bar(plan, length, enabled=options.progress, skip=done) as on_block:
+    with _progress_bar(run, enabled=options.progress, skip=done) as on_block:
         tokens, scores, trace = run(draft.tokens[:, :prompt_length], streams, on_block, start)
     return GenerationResult(tokens, scores, trace, draft.seeds, draft.attempts, draft.lengths)
 
@@ -145,7 +145,7 @@ def regenerate_rows(
     streams = RowStreams.from_seeds(result.seeds, result.tokens.device).rows(rows)
     attempts = result.attempts.clone()
     run = _plan_run(model, plan, length, options)
-    with _progress_bar(plan, length, enabled=options.progress, rows=len(rows)) as on_block:
+    with _progress_bar(run, enabled=options.progress, rows=len(rows)) as on_block:
         again = run(prefix, streams.child(ATTEMPT, attempts[rows]), on_block)
     tokens, scores, trace = _merge(result.tokens, result.scores, result.trace, rows, again)
     attempts[rows] += 1
@@ -165,9 +165,11 @@ def _plan_run(model: Denoiser, plan: StagePlan, length: int, options: GenerateOp
     """The shared set-up of every entry point: the rule checked against the plan's step budgets,
     the decode step bound (and refreshed) once for the call."""
     check_stage_steps(plan, options.unmasking)  # "/N" with a rule that ignores steps
-    check_trained_length(model, length)
+    windows = plan_windows(model, plan, length, options.context)
     stepper = options.step.bind(model)
-    return _PlanRun(stepper, plan, length, options.tracker, options.unmasking, options.step.uses_cache)
+    return _PlanRun(
+        stepper, plan, length, options.tracker, options.unmasking, options.step.uses_cache, windows
+    )
 
 
 @attrs.frozen
@@ -180,6 +182,7 @@ class _PlanRun:
     tracker: ConfidenceTracker
     unmasking: UnmaskingRule
     use_cache: bool
+    windows: tuple[Window | None, ...]  # per stage: its attention window beyond the context
 
     def __call__(
         self,
@@ -213,6 +216,7 @@ class _PlanRun:
                 streams=streams, steps=stage.steps,
                 proposal=ProposalOptions(temperature=stage.temperature, top_p=stage.top_p),
                 use_cache=self.use_cache, on_block=on_block, stage_index=index, refine=stage.cache,
+                window=self.windows[index - 1],
             )  # fmt: skip
             tokens, scores = outcome.tokens, outcome.scores
             trace.append(StageTrace(
@@ -271,13 +275,20 @@ def _model_device(model: Denoiser) -> torch.device:
     return torch.device("cpu")
 
 
-def _blocks_per_run(plan: StagePlan, length: int, skip: int = 0) -> int:
-    return sum(len(stage_spans(stage.block_size, length)) for stage in list(plan)[skip:])
+def _blocks_per_run(run: _PlanRun, skip: int = 0) -> int:
+    """Blocks (refinement windows for a windowed global stage) the run walks after ``skip`` stages."""
+    total = 0
+    for stage, window in list(zip(run.plan, run.windows, strict=True))[skip:]:
+        spans = stage_spans(stage.block_size, run.length)
+        total += (
+            len(window.refine_spans(run.length)) if window is not None and len(spans) == 1 else len(spans)
+        )
+    return total
 
 
 @contextlib.contextmanager
 def _progress_bar(
-    plan: StagePlan, length: int, *, enabled: bool, skip: int = 0, rows: int | None = None
+    run: _PlanRun, *, enabled: bool, skip: int = 0, rows: int | None = None
 ) -> Iterator[Callable[[], None] | None]:
     """A tqdm bar over the blocks the run will walk (``skip``: stages already done), yielding its
     ``update`` (None when disabled)."""
@@ -287,5 +298,5 @@ def _progress_bar(
     from tqdm.auto import tqdm
 
     desc = "blocks" if rows is None else f"blocks (redrawing {rows} rows)"
-    with tqdm(total=_blocks_per_run(plan, length, skip), desc=desc, unit="block") as bar:
+    with tqdm(total=_blocks_per_run(run, skip), desc=desc, unit="block") as bar:
         yield bar.update

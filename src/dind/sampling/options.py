@@ -8,7 +8,9 @@ everything else is here, each a component object or a plain value:
 - ``step``: the ``DecodeStep`` (default ``DynamicStep()``: the exact KV cache; ``UncachedStep()``
   the uncached reference; ``StaticStep()`` / ``CompiledStep()`` static shapes, compiled);
 - ``bos_id``: position 0 is BOS and frozen (BD3-LM convention); the prompt follows it;
-- ``device``: where to sample (default: the model's); ``progress``: a progress bar over blocks.
+- ``device``: where to sample (default: the model's); ``progress``: a progress bar over blocks;
+- ``context``: the attention window of stages that set none (default None: the model's
+  ``model_length``; ``dind.sampling.windows``): a length beyond it is sampled in windows.
 
 What happens to finished samples is a function over the result, not an option:
 ``dind.sampling.truncate_at_eos(result, eos_id)`` (BD3-LM's stop at EOS) and
@@ -27,6 +29,7 @@ from dind.models.protocol import DecodeStep
 from dind.models.steps import DynamicStep
 from dind.sampling.confidence import ConfidenceTracker, SnapshotConfidence
 from dind.sampling.unmasking import FirstHitting, UnmaskingRule
+from dind.validation import optional_positive_int
 
 
 def _component(kind: type, registry: str):
@@ -72,6 +75,7 @@ class GenerateOptions:
     bos_id: int | None = attrs.field(default=None, validator=_token_id)
     device: torch.device | None = attrs.field(default=None, converter=_device)
     progress: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    context: int | None = attrs.field(default=None, validator=optional_positive_int)
 
     def evolve(self, **changes: Any) -> GenerateOptions:
         """A copy with ``changes`` applied (and checked)."""

@@ -8,7 +8,8 @@ Text form (``StagePlan.parse`` / ``str(plan)`` round-trip), stages joined by "->
     options   := key=value pairs, comma separated: temperature, top_p, unmasking (a registered
                  rule, e.g. unmasking=confidence_threshold(threshold=0.8)), tracker (a registered
                  confidence tracker, e.g. tracker=margin), cache (a refine cache of a global
-                 stage, e.g. cache=skeleton(every=4); default exact)
+                 stage, e.g. cache=skeleton(every=4); default exact), context and slide (the
+                 stage's attention window beyond the model's context: ``dind.sampling.windows``)
 
 e.g. "4 -> 1024@0.5", "4 -> 64@0.25 -> 1024@0.5", "4/8 -> L@0.5:random{top_p=0.9}",
 "4{tracker=margin} -> 256@0.5:posthoc_masked(chunks=8)". The remasker defaults to snapshot; a name
@@ -50,7 +51,9 @@ class Stage:
     """One stage: blocks of ``block_size`` (None = global), ``remask_ratio`` of the eligible
     positions remasked by ``remasker`` before it, ``steps`` denoising steps per block (None = the
     unmasking rule's default), the proposal's temperature / nucleus top-p, the unmasking rule and
-    the confidence tracker of the stage's reveals (None = the sampler's default)."""
+    the confidence tracker of the stage's reveals (None = the sampler's default); ``context`` /
+    ``slide``: the stage's attention window (None = the sampler's default context, the model's
+    ``model_length``; the slide's default depends on the stage: ``dind.sampling.windows``)."""
 
     block_size: int | None = attrs.field(validator=optional_positive_int)
     remask_ratio: float = attrs.field(default=0.0, converter=float, validator=closed_unit_interval)
@@ -61,6 +64,8 @@ class Stage:
     unmasking: object | None = None  # an UnmaskingRule; None = the sampler's default
     tracker: object | None = None  # a ConfidenceTracker; None = the sampler's default
     cache: object | None = None  # a RefineCache of a global stage; None = exact
+    context: int | None = attrs.field(default=None, validator=optional_positive_int)
+    slide: int | None = attrs.field(default=None, validator=optional_positive_int)
 
     def __str__(self) -> str:
         text = "L" if self.block_size is None else str(self.block_size)
@@ -82,6 +87,9 @@ class Stage:
             options.append(f"tracker={_tracker_name(self.tracker)}")
         if self.cache is not None:
             options.append(f"cache={_text_name(REFINE_CACHES, self.cache, 'refine cache')}")
+        options += [
+            f"{key}={value}" for key in ("context", "slide") if (value := getattr(self, key)) is not None
+        ]
         return text + ("{" + ",".join(options) + "}" if options else "")
 
 
@@ -231,9 +239,14 @@ def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> S
                 kwargs[key] = _build(REFINE_CACHES, value)
             elif key in ("temperature", "top_p"):
                 kwargs[key] = float(value)
+            elif key in ("context", "slide"):
+                if not value.isdigit():
+                    raise ValueError(f"{key} must be a positive integer (got {value!r})")
+                kwargs[key] = int(value)
             else:
                 raise ValueError(
-                    f"unknown option {key!r} (known: temperature, top_p, unmasking, tracker, cache)"
+                    f"unknown option {key!r} (known: temperature, top_p, unmasking, tracker, cache, context, "
+                    "slide)"
                 )
         return Stage(**kwargs)
     except (ValueError, TypeError, KeyError, LookupError) as error:
