@@ -73,3 +73,17 @@ def test_plan_text_round_trips_and_refusals_name_the_rule():
         ValueError, match=r"cache=skeleton needs a denoiser with features .* \(got MarkovOracle\)"
     ):
         generate(oracle, StagePlan.parse("4 -> L@0.5{cache=skeleton}"), length=8, seed=0)
+
+
+def test_a_vicinity_wide_enough_to_cover_the_sequence_is_exact_and_radius_round_trips():
+    """radius >= length recomputes every position at every partial step: the exact samples."""
+    options = GenerateOptions(bos_id=256)
+    exact = StagePlan.parse("4 -> L@0.5")
+    wide = StagePlan.parse("4 -> L@0.5{cache=skeleton(every=8,radius=32)}")
+    assert wide.stages[1].cache == SkeletonRefine(every=8, radius=32)
+    assert StagePlan.parse(str(wide)) == wide
+    kwargs = dict(length=32, batch_size=2, seed=5, options=options)
+    a, b = generate(MICRO, exact, **kwargs), generate(MICRO, wide, **kwargs)
+    assert torch.equal(a.tokens, b.tokens)
+    with pytest.raises(ValueError, match="radius must be an integer >= 0 .got -1"):
+        SkeletonRefine(radius=-1)

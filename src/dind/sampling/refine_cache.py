@@ -4,11 +4,12 @@ A global stage runs one full bidirectional forward per step over the whole seque
 first-hitting step changes one token per row. A refine cache decides what each step recomputes:
 
 - ``exact`` (the default, ``ExactRefine``): every step is a full forward (today's samples).
-- ``skeleton`` (``SkeletonRefine(every=r)``, in the style of dLLM-Cache / Fast-dLLM's DualCache /
+- ``skeleton`` (``SkeletonRefine(every=r, radius=w)``, in the style of dLLM-Cache / Fast-dLLM's DualCache /
   dInfer's vicinity refresh): every r-th forward is a full one that stores every position's keys
   and values; in between, a step recomputes, through all layers, only the positions revealed
   since the last step and the ones it samples now, attending over the stored keys/values (the
-  recomputed positions' rewritten). Positions not recomputed keep keys/values from an older
+  recomputed positions' rewritten); ``radius=w`` also recomputes the w neighbours on each side of
+  every changed position (a vicinity refresh). Positions not recomputed keep keys/values from an older
   context: an approximation whose quality is measured (benchmarks/results/refine-cpu.md), never
   assumed. ``every=1`` is a full forward every step: exactly the ``exact`` samples (tested).
 
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor
 
 from dind.registry import Registry
-from dind.validation import positive_int
+from dind.validation import non_negative_int, positive_int
 
 
 @runtime_checkable
@@ -56,9 +57,12 @@ class ExactRefine:
 @attrs.frozen
 class SkeletonRefine:
     """A full forward every ``every`` forwards; in between only the changed and sampled positions
-    are recomputed (see the module docstring)."""
+    are recomputed (see the module docstring), and with ``radius`` > 0 also every position within
+    ``radius`` of a changed one (dInfer's vicinity refresh: the keys/values a new token disturbs
+    most are its neighbours'; costs about 2 * radius + 1 times the positions per partial step)."""
 
     every: int = attrs.field(default=4, validator=positive_int)
+    radius: int = attrs.field(default=0, validator=non_negative_int)
 
     def forward(self, model: Any, tokens: Tensor) -> Callable[[], Any]:
         inner = getattr(model, "model", model)  # the sampler's counting wrapper holds the denoiser
@@ -68,7 +72,7 @@ class SkeletonRefine:
                 f"cache=skeleton needs a denoiser with features and a partial forward, such as a dind DiT "
                 f"(got {name}); use cache=exact"
             )
-        state = _Skeleton(model, tokens, self.every)
+        state = _Skeleton(model, tokens, self.every, self.radius)
         return state.next_forward
 
 
@@ -79,6 +83,7 @@ class _Skeleton:
     model: Any
     tokens: Tensor  # the sampler's live tokens (updated in place)
     every: int
+    radius: int = 0
     forwards: int = 0
     cache: Any = None
     seen: Tensor | None = None  # tokens when each position's keys/values were last computed
@@ -105,11 +110,19 @@ class _Skeleton:
             return self.full[where]
         self.full = None
         changed = self.tokens != self.seen
-        need = changed | where
+        need = _dilate(changed, self.radius) | where
         features = self.model.partial_features(self.tokens, need, cache=self.cache)
         self.seen = torch.where(need, self.tokens, self.seen)
         # the rows of ``need`` (row-major) that are also in ``where``
         return features[where[need]]
+
+
+def _dilate(where: Tensor, radius: int) -> Tensor:
+    """(batch, length) bool: True within ``radius`` positions of a True (the row's own neighbours)."""
+    if radius == 0:
+        return where
+    spread = torch.nn.functional.max_pool1d(where[:, None].float(), 2 * radius + 1, stride=1, padding=radius)
+    return spread[:, 0].bool()
 
 
 @attrs.define(eq=False)
