@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dind.training import LR_SCHEDULES, LRSchedule, build_adamw
+from dind.training.optim import lambda_lr, peak_warning
 
 
 @pytest.mark.parametrize("name", LR_SCHEDULES.names())
@@ -86,3 +87,27 @@ def test_implementations_agree_to_float_rounding(seed):
         results.append(weight.detach())
     assert torch.allclose(results[0], results[1], rtol=1e-5, atol=1e-7)
     assert torch.equal(results[1], results[2])
+
+
+@pytest.mark.parametrize(
+    ("name", "warmup", "steps", "expected"),
+    [
+        ("constant", 5, 10, None),  # full rate from step 4 on
+        ("constant", 0, 1, None),
+        ("cosine", 5, 10, None),  # the peak is one step (5), before the last
+        ("constant", 10, 10, "reaches its peak 0.001 (optim.lr) only at the last of this run's 10 steps"),
+        ("constant", 2500, 1000, "never reaches its peak 0.001 (optim.lr) in this run's 1000 steps "
+                                 "(highest: 0.0004 at step 999)"),
+        ("cosine", 20, 10, "never reaches its peak"),
+    ],
+)  # fmt: skip
+def test_a_schedule_that_never_trains_at_the_full_rate_is_warned_about(name, warmup, steps, expected):
+    parameter = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.AdamW([parameter], lr=1e-3)
+    scheduler = lambda_lr(optimizer, LR_SCHEDULES.build(name, warmup_steps=warmup, total_steps=steps))
+    warning = peak_warning(scheduler, steps)
+    if expected is None:
+        assert warning is None
+    else:
+        assert warning.startswith("warning: the learning rate ") and expected in warning
+        assert "optim.warmup_steps >= steps?" in warning

@@ -141,3 +141,44 @@ def test_cli_trains_from_a_config_file_with_overrides(make_config, tmp_path, cap
     assert main(["train", "--resume", str(tmp_path / "run"), "steps=5", "optim.implementation=for_loop"]) == 0
     assert "optim.implementation 'for_loop' is not applied" in capsys.readouterr().err
     assert main(["train", "--config", str(config_path), "--print-config"]) == 0
+
+
+@pytest.mark.parametrize(("steps", "final_at"), [(4, "periodic"), (3, "after the loop")])
+def test_the_initial_and_final_evaluations_are_announced_with_their_size(
+    make_config, capsys, steps, final_at
+):
+    # eval_every=2: with 4 steps the final evaluation is the periodic one at step 4; with 3 it runs after
+    build_trainer(make_config(f"steps={steps}", "progress=true", "save_every=null")).fit()
+    lines = [line.split("\r")[-1] for line in capsys.readouterr().err.splitlines() if "evaluation" in line]
+    size = "2 batches of 4 x 32 tokens at block sizes 4, 32 (4 forward passes)"
+    assert [line for line in lines if " at step " in line] == [
+        f"initial evaluation at step 0: {size}", f"final evaluation at step {steps}: {size}"
+    ]  # fmt: skip
+    done = [line for line in lines if "evaluation done in" in line]
+    assert [line.split()[0] for line in done] == ["initial", "final"]
+    assert all(" s: val_nelbo " in line for line in done)
+
+
+def test_an_evaluation_describes_the_variance_search_when_it_runs_with_it(make_config):
+    config = make_config(
+        "variance.enabled=true", "variance.batches=2", "variance.widths=[0.5]", "variance.step=0.5"
+    )
+    trainer = build_trainer(config)
+    assert trainer.validation.describe(32) == (
+        "2 batches of 4 x 32 tokens at block sizes 4, 32 (4 forward passes), then the variance search "
+        "(3 intervals on 2 batches)"
+    )
+    assert build_trainer(make_config("objective.block_sizes=fixed:4")).validation.describe(32) == (
+        "2 batches of 4 x 32 tokens at block size 4 (2 forward passes)"
+    )
+
+
+def test_a_warm_up_longer_than_the_run_is_warned_about_at_start(make_config, capsys):
+    build_trainer(make_config("optim.warmup_steps=10", "eval_every=null")).fit()
+    err = capsys.readouterr().err
+    assert "warning: the learning rate never reaches its peak 0.001 (optim.lr) in this run's 4 steps" in err
+    trainer = make_config(
+        "optim.warmup_steps=2", "eval_every=null", "out_dir=" + str(make_config().out_dir) + "-2"
+    )
+    build_trainer(trainer).fit()
+    assert "learning rate" not in capsys.readouterr().err  # full rate from step 1 of 4

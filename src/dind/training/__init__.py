@@ -17,6 +17,7 @@ from dind.training.data import DataConfig, TrainBatches, TrainingData
 from dind.training.distributed import DistributedContext, init_distributed
 from dind.training.ema import ExponentialMovingAverage
 from dind.training.evaluation import Validation, evaluate, search_interval, validation_batch
+from dind.training.loggers import METRIC_LOGGERS, MetricsSink
 from dind.training.loss import DiffusionForward, LossResult, block_diffusion_logits, nelbo, nelbo_from_logits
 from dind.training.model import ModelConfig
 from dind.training.objective import NoiseDraw, Objective, ObjectiveConfig, sample_nelbo
@@ -49,6 +50,7 @@ __all__ = [
     "BLOCK_SIZE_DISTRIBUTIONS",
     "FULL_RANGE",
     "LR_SCHEDULES",
+    "METRIC_LOGGERS",
     "TRAINERS",
     "BlockSizeDistribution",
     "ComponentSpec",
@@ -60,6 +62,7 @@ __all__ = [
     "ExponentialMovingAverage",
     "LRSchedule",
     "LossResult",
+    "MetricsSink",
     "ModelConfig",
     "NoiseDraw",
     "Objective",

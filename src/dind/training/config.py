@@ -191,6 +191,8 @@ _ORDER += [field.name for field in attrs.fields(TrainConfig) if field.name not i
 def _as_data(value: Any) -> Any:
     if isinstance(value, ComponentSpec):
         return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [_as_data(item) for item in value]
     if attrs.has(type(value)):
         return {field.name: _as_data(getattr(value, field.name)) for field in attrs.fields(type(value))}
     return plain(value)

@@ -182,6 +182,19 @@ class Validation:
     def batch(self, index: int) -> Tensor:
         return validation_batch(self.chunks, index, self.rows)
 
+    def describe(self, length: int) -> str:
+        """How much one evaluation computes, e.g. "16 batches of 8 x 256 tokens at block sizes 4,
+        256 (32 forward passes)", and the variance search when it runs at validation."""
+        sizes = [int(size) for size in self.objective.block_sizes.support()]
+        text = (
+            f"{self.batches} batches of {self.rows} x {length} tokens at block size{'s' * (len(sizes) > 1)} "
+            f"{', '.join(map(str, sizes))} ({self.batches * len(sizes)} forward passes)"
+        )
+        if self.variance.enabled and self.variance.at_validation:
+            count = len(candidate_intervals(self.variance.widths, self.variance.step))
+            text += f", then the variance search ({count} intervals on {self.variance.batches} batches)"
+        return text
+
     def evaluate(self) -> dict[str, float]:
         return evaluate(
             self.model,

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 
 class MetricsLog:
     """Appends records to ``path`` (JSONL); ``enabled=False`` (non-main ranks) makes it a no-op.
-    Each record is flushed at once, so an interrupted run keeps every line written."""
+    Each record is flushed at once, so an interrupted run keeps every line written. ``sinks``:
+    open loggers (``dind.training.loggers``) that receive every record too."""
 
     def __init__(self, path: str | os.PathLike[str], *, enabled: bool = True):
         self.path = Path(path)
         self.enabled = enabled
+        self.sinks: list[Any] = []
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -25,6 +30,27 @@ class MetricsLog:
         clean = {key: _plain(value) for key, value in record.items()}
         with self.path.open("a") as handle:
             handle.write(json.dumps(clean) + "\n")
+        for sink in self.sinks:
+            sink.write(clean)
+
+    @contextmanager
+    def attached(self, sinks: AbstractContextManager[list[Any]]) -> Iterator[None]:
+        """Every record also goes to the sinks ``sinks`` opens, for the duration; then they close."""
+        with sinks as opened:
+            self.sinks = list(opened)
+            try:
+                yield
+            finally:
+                self.sinks = []
+
+
+def announce(message: str | None) -> None:
+    """One line on stderr, above a tqdm bar when one is shown (the bar stays intact); None: nothing."""
+    if message is None:
+        return
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 def _plain(value: Any) -> Any:

@@ -132,6 +132,29 @@ def lambda_lr(optimizer: torch.optim.Optimizer, schedule: LRSchedule) -> LambdaL
     return LambdaLR(optimizer, factor)
 
 
+def peak_warning(scheduler: LambdaLR, steps: int) -> str | None:
+    """A warning when a run of ``steps`` optimizer steps never trains at the full learning rate
+    before its last step: the schedule's factor first reaches 1 at the last step (a warm-up as long
+    as the run) or never (longer, or a schedule that stays below 1); None otherwise. Scans at most
+    the first million steps (stopping at the first that reaches the peak)."""
+    factor, peak = scheduler.lr_lambdas[0], scheduler.base_lrs[0]
+    scanned = range(max(1, min(steps - 1, 1_000_000)))
+    if any(factor(step) >= 1.0 - 1e-9 for step in scanned):
+        return None
+    last = steps - 1
+    if factor(last) >= 1.0 - 1e-9:
+        return (
+            f"warning: the learning rate reaches its peak {peak:.3g} (optim.lr) only at the last of this "
+            f"run's {steps} steps: the warm-up is as long as the run (optim.warmup_steps >= steps?)"
+        )
+    highest = max((*scanned, last), key=factor)
+    return (
+        f"warning: the learning rate never reaches its peak {peak:.3g} (optim.lr) in this run's {steps} "
+        f"step{'s' * (steps != 1)} (highest: {peak * factor(highest):.3g} at step {highest}): the warm-up is "
+        "longer than the run (optim.warmup_steps >= steps?) or the schedule stays below 1"
+    )
+
+
 def seek(scheduler: LambdaLR, step: int) -> None:
     """Put ``scheduler`` (and its optimizer's rates) at optimizer step ``step``, keeping its own
     base rates and lambdas (a resumed run follows the schedule it was given from ``step`` on)."""

@@ -22,7 +22,8 @@ from pathlib import Path
 from dind.errors import OutputExistsError, RunLockedError
 
 LOCK = ".lock"
-RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoints")
+# what a run writes (tensorboard, wandb: the loggers' directories); --overwrite removes them all
+RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoints", "tensorboard", "wandb")
 
 
 def holds_run(out_dir: str | os.PathLike[str]) -> bool:

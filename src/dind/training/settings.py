@@ -10,8 +10,10 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
+from dind.training.components import ComponentSpec
 from dind.training.data import TrainBatches, TrainingData
 from dind.training.fields import one_of, optional_float, positive_int_or_null, positive_number_or_null
+from dind.training.loggers import check_logger_specs, logger_specs
 from dind.training.variance import VarianceConfig
 from dind.validation import positive_int
 
@@ -31,7 +33,8 @@ class TrainSettings:
     """``batch_size`` is global (sequences per optimizer step, all processes); each process runs
     ``micro_batch_size`` rows per forward (null: batch_size / world size) and accumulates gradients
     over batch_size / (micro_batch_size * world size) forwards. ``ema_decay`` null = no EMA;
-    ``grad_clip`` null = no clipping; ``eval_every`` / ``save_every`` null = never."""
+    ``grad_clip`` null = no clipping; ``eval_every`` / ``save_every`` null = never. ``loggers``:
+    where metrics go besides metrics.jsonl (``dind.training.loggers``: tensorboard, wandb)."""
 
     steps: int = attrs.field(default=1000, validator=positive_int)
     batch_size: int = attrs.field(default=32, validator=positive_int)
@@ -57,6 +60,9 @@ class TrainSettings:
     save_every: int | None = attrs.field(default=1000, validator=positive_int_or_null)
     keep_every: int | None = attrs.field(default=None, validator=positive_int_or_null)
     progress: bool = True
+    loggers: tuple[ComponentSpec, ...] = attrs.field(
+        default=(), converter=logger_specs, validator=check_logger_specs
+    )
 
     @classmethod
     def from_keywords(cls, keywords: Mapping[str, Any], *, caller: str = "TrainSettings") -> TrainSettings:

@@ -36,8 +36,10 @@ from dind.training.data import TrainingData
 from dind.training.distributed import DistributedContext, init_distributed, unwrap
 from dind.training.ema import ExponentialMovingAverage
 from dind.training.evaluation import Validation, eval_record, variance_record
-from dind.training.metrics import MetricsLog, Throughput, progress_bar, train_record
+from dind.training.loggers import build_loggers, opened_sinks
+from dind.training.metrics import MetricsLog, Throughput, announce, progress_bar, train_record
 from dind.training.objective import Objective
+from dind.training.optim import peak_warning
 from dind.training.settings import RecordedConfig, TrainSettings
 from dind.training.step import accumulate_gradients, clip_gradients, non_finite_error
 from dind.training.variance import sampling_interval, set_sampling_interval
@@ -100,6 +102,7 @@ class Trainer:
         self.step, self.tokens_seen = 0, 0
         self.out_dir = Path(settings.out_dir)
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.context.is_main)
+        self.loggers = build_loggers(settings.loggers)  # a missing package fails here, before any work
 
     def autocast_context(self) -> Any:
         if self.autocast is None:
@@ -160,16 +163,13 @@ class Trainer:
         with ExitStack() as stack:
             if main:
                 config_yaml = None if self.config is None else self.config.to_yaml()
-                stack.enter_context(
-                    rundir.opened_run(
-                        self.out_dir,
-                        self.metrics.path,
-                        resumed_from=self.resumed_from,
-                        overwrite=self.overwrite,
-                        step=self.step,
-                        config_yaml=config_yaml,
-                    )  # fmt: skip
-                )
+                stack.enter_context(rundir.opened_run(
+                    self.out_dir, self.metrics.path, resumed_from=self.resumed_from, overwrite=self.overwrite,
+                    step=self.step, config_yaml=config_yaml,
+                ))  # fmt: skip
+                sinks = opened_sinks(self.loggers, self.out_dir, step=self.step, config_yaml=config_yaml)
+                stack.enter_context(self.metrics.attached(sinks))
+                announce(peak_warning(self.scheduler, config.steps))
             self.context.barrier()
             bar = progress_bar(config.steps, self.step, enabled=main and config.progress)
             try:
@@ -182,7 +182,7 @@ class Trainer:
         throughput, started, last_eval = Throughput(), time.perf_counter(), None
         window: list[dict[str, float]] = []
         if config.eval_every is not None and config.eval_at_start and self.step == 0:
-            last_eval = self.evaluate_and_log()  # the curve's starting point
+            last_eval = self.evaluate_and_log("initial")  # the curve's starting point
         try:
             while self.step < config.steps:
                 snapshot = checkpoint_state.step_snapshot(self.train_batches, self.generator)
@@ -209,7 +209,7 @@ class Trainer:
             self.save()
             raise
         if config.eval_every is not None and last_eval != self.step:
-            last_eval = self.evaluate_and_log()
+            last_eval = self.evaluate_and_log("final")
         self.save(periodic=config.keep_every is not None and self.step % config.keep_every == 0)
         return {"step": self.step, "tokens_seen": self.tokens_seen, "out_dir": str(self.out_dir)}
 
@@ -217,8 +217,8 @@ class Trainer:
         config, step = self.settings, self.step
         variance = config.variance
         evaluating = config.eval_every is not None and step % config.eval_every == 0
-        if evaluating:
-            last_eval = self.evaluate_and_log()  # searches too when variance.at_validation
+        if evaluating:  # searches too when variance.at_validation
+            last_eval = self.evaluate_and_log("final" if step == config.steps else None)
         searched = evaluating and variance.enabled and variance.at_validation
         if variance.enabled and variance.every is not None and step % variance.every == 0 and not searched:
             self.search_and_log()
@@ -240,12 +240,19 @@ class Trainer:
         finally:
             self.model.train()
 
-    def evaluate_and_log(self) -> int:
+    def evaluate_and_log(self, which: str | None = None) -> int:
+        """Validate (and search, when the variance search runs at validation) and log it; ``which``
+        ("initial", "final"): announced on stderr with its size and time (main process, progress)."""
+        say = which is not None and self.context.is_main and self.settings.progress
+        began, size = time.perf_counter(), self.validation.describe(self.length)
+        announce(f"{which} evaluation at step {self.step}: {size}" if say else None)
         with self.evaluation_mode():
             record = self.validation.evaluate()
         if self.settings.variance.enabled and self.settings.variance.at_validation:
             self.search_and_log()
         self.log(eval_record(record))
+        seconds, nelbo = time.perf_counter() - began, record["val_nelbo"]
+        announce(f"{which} evaluation done in {seconds:.1f} s: val_nelbo {nelbo:.4f}" if say else None)
         return self.step
 
     def search_and_log(self) -> None:
