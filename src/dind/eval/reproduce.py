@@ -223,18 +223,21 @@ def generate_samples(config: ReproduceConfig, store: SampleStore, *, progress: b
             for text in texts:
                 if config.share_drafts and draft is None and shares_draft(text, baseline):
                     draft = _Draft(*_generate(model, baseline, start, count, config, options))
-                    if progress:
+                    if progress:  # the lines' own seconds add up to the elapsed wall-clock time
                         print(f"{model_dir} | shared stage-1 draft {baseline} | samples {start}.."
-                              f"{start + count - 1} | {draft.wall_time_s:.1f}s", flush=True)  # fmt: skip
+                              f"{start + count - 1} | {draft.wall_time_s:.1f}s | elapsed "
+                              f"{time.perf_counter() - began:.0f}s", flush=True)  # fmt: skip
                 shared = draft if shares_draft(text, baseline) else None
                 records = _batch_samples(model, text, start, count, config, tokenizer, options, shared)
                 extra = {"step_mode": config.step_mode, "tokenizer": name, "settings": store.settings}
                 records = [{**r, "model": model_dir, **extra} for r in records]
                 store.append(model_dir, text, records)
-                if progress:
+                if progress:  # its own time: the shared draft's was printed on its own line
                     seconds = sum(r["seconds"] for r in records)
-                    print(f"{model_dir} | {text} | samples {start}..{start + count - 1} | {seconds:.1f}s",
-                          flush=True)  # fmt: skip
+                    own = seconds - (shared.wall_time_s if shared is not None else 0.0)
+                    print(f"{model_dir} | {text} | samples {start}..{start + count - 1} | {own:.1f}s"
+                          + (f" (+ the shared draft: {seconds:.1f}s as a plan)" if shared is not None else "")
+                          + f" | elapsed {time.perf_counter() - began:.0f}s", flush=True)  # fmt: skip
     return time.perf_counter() - began
 
 
