@@ -79,11 +79,24 @@ def nan_loss(tmp: Path):
     trainer.fit()
 
 
+def long_warm_up(tmp: Path):  # the trainer from Python: its warning is then all of stderr
+    from dind.training import TrainConfig, apply_overrides
+
+    TrainConfig.from_dict(apply_overrides({}, [*_base(tmp), "optim.warmup_steps=10"])).build().fit()
+
+
 def inf_lr(tmp: Path):
     return cli(["train", *_base(tmp), "optim.lr=.inf"])
 
 
 CASES = [
+    ("loggers=tensorboard (not a list)", train("loggers=tensorboard")),
+    ("loggers=[tb] (unknown logger)", train("loggers=[tb]")),
+    ("loggers: wandb with an unknown option", train("loggers=[{name: wandb, mood: calm}]")),
+    ("loggers: wandb mode shared", train("loggers=[{name: wandb, mode: shared}]")),
+    ("loggers: wandb tags as a string", train("loggers=[{name: wandb, tags: nightly}]")),
+    ("loggers: tensorboard twice", train("loggers=[tensorboard, tensorboard]")),
+    ("warmup_steps > steps (a warning, not an error)", long_warm_up),
     ("unknown top-level key", train("stepz=3")),
     ("unknown nested key", train("optim.lrr=1")),
     ("steps=0", train("steps=0")),

@@ -20,7 +20,7 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dind.cli.support import positive_int, resolve_device, seed_int
+from dind.cli.support import load_model, positive_int, resolve_device, seed_int
 from dind.outputs import atomic_write, atomic_write_text, check_output
 from dind.shipped import ASSETS
 
@@ -46,11 +46,13 @@ def load_demo_model(checkpoint: str | None, *, vocab_size: int, seed: int) -> tu
     the package holds none, a random-init "tiny" model (announced on stderr: its text is noise,
     but every stage of the pipeline still runs). Weights stored in bf16 compute in fp32 on a CPU
     (``dind.load``'s rule)."""
+    import torch
+
     from dind.models import load
 
     directory = packaged_checkpoint()
-    if checkpoint is not None:
-        model, description = load(checkpoint), f"checkpoint {checkpoint}"
+    if checkpoint is not None:  # as dind sample's --model: dind.load, errors naming --model
+        model, description = load_model(checkpoint, torch.device("cpu")), f"checkpoint {checkpoint}"
     elif directory is not None:
         model, description = load(directory), f"the shipped model {ASSET} ({directory})"
     else:

@@ -179,3 +179,17 @@ def test_model_names_a_shipped_model_and_a_mistyped_name_lists_them(tmp_path, mo
         load_model("dem", torch.device("cpu"))
     with pytest.raises(ValueError, match=r"--model must name a model \(got 'judge-shakespeare'"):
         load_model("judge-shakespeare", torch.device("cpu"))
+
+
+def test_model_errors_from_dind_load_name_the_option(tmp_path, capsys):
+    from dind.cli import main as dind
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("steps: 1\n")
+    assert dind(["sample", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "s.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert f"error: --model '{tmp_path / 'run'}' is a training run directory without a checkpoint yet" in err
+    assert dind(["demo", "--model", "judge-kn-shakespeare", "--out", str(tmp_path / "demo")]) == 2
+    assert (
+        "dind demo: error: --model must name a model (got 'judge-kn-shakespeare'" in capsys.readouterr().err
+    )

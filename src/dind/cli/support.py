@@ -121,7 +121,12 @@ def load_model(spec: str, device: torch.device) -> Any:
             f"({', '.join(sorted(models.PRESETS))}) nor a shipped model ({describe('model')})"
         )
     shipped_path(spec, "model", parameter="--model")  # a judge's name: said with this option's name
-    return models.load(spec, device=device)
+    try:
+        return models.load(spec, device=device)
+    except (ValueError, FileNotFoundError) as error:  # dind.load names its own parameter: say --model
+        if not str(error).startswith("path_or_preset"):
+            raise
+        raise type(error)("--model" + str(error).removeprefix("path_or_preset")) from None
 
 
 def resolve_tokenizer(name: str | None, model: Any) -> tuple[str, Any]:

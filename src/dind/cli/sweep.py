@@ -65,7 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--num-samples", type=positive_int, default=16, help="samples per plan (BD3-LM: 300)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="samples generated together")
-    parser.add_argument("--seed", type=seed_int, default=0, help="sample i of every plan uses seed + i")
+    parser.add_argument(
+        "--seed",
+        type=seed_int,
+        default=0,
+        help="sample i of every plan uses row_seed(seed, i), whatever --batch-size (default: 0)",
+    )
     parser.add_argument(
         "--no-bos",
         dest="bos",
