@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["docs/extending.md"]
+DOCS = ["README.md", "docs/extending.md"]
 BLOCK = re.compile(r"^```python([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 MODULE = re.compile(r"^# ([A-Za-z_]\w*\.py)\n")
 RUNNER = """
