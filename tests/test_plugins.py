@@ -65,3 +65,42 @@ def test_remaskers_never_import_sampling():
             line for line in path.read_text().splitlines() if line.lstrip().startswith(("import ", "from "))
         ]
         assert not [line for line in imports if "dind.sampling" in line], path
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("import sys\nsys.exit(0)\n", r"called sys\.exit\(0\) on import"),
+        ("raise SystemExit('x' * 5000)\n", r"called sys\.exit\('xxx"),
+        ("class Stop(BaseException):\n    pass\nraise Stop('halt')\n", r"raised on import: Stop: halt"),
+    ],
+)
+def test_a_plugin_that_exits_or_raises_base_exception_is_an_error(tmp_path, body, expected):
+    path = tmp_path / "exits.py"
+    path.write_text(body)
+    with pytest.raises(PluginError, match=expected) as caught:
+        load_plugin(str(path))
+    assert len(str(caught.value)) < 400
+    load_path = tmp_path / "exits_module.py"
+    load_path.write_text(body)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(PluginError, match=expected):
+            load_plugin("exits_module")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("exits_module", None)
+
+
+def test_the_command_fails_when_a_plugin_exits(tmp_path, capsys):
+    from dind.cli import main
+
+    path = tmp_path / "quits.py"
+    path.write_text("import sys\nsys.exit(0)\n")
+    assert main(["--plugin", str(path), "list"]) == 1
+    assert "called sys.exit(0) on import" in capsys.readouterr().err
+
+
+def test_a_directory_is_named_as_one(tmp_path):
+    with pytest.raises(PluginError, match=r"is a directory"):
+        load_plugin(str(tmp_path) + "/")

@@ -34,6 +34,10 @@ def load_plugin(spec: str) -> None:
 
 
 def _load_file(path: Path) -> None:
+    if path.is_dir():
+        raise PluginError(
+            f"plugin {str(path)[:200]!r} is a directory (a plugin is a .py file or a dotted module name)"
+        )
     if not path.is_file():
         where = "" if path.is_absolute() else f", relative to {str(Path.cwd())!r}"
         raise PluginError(
@@ -52,11 +56,12 @@ def _load_file(path: Path) -> None:
     sys.modules[name] = module  # before exec: attrs, pickling and dataclasses look the module up
     try:
         module_spec.loader.exec_module(module)
-    except Exception as error:
+    except KeyboardInterrupt:
         del sys.modules[name]
-        raise PluginError(
-            f"plugin file {str(path)!r} raised on import: {type(error).__name__}: {error}"
-        ) from error
+        raise
+    except BaseException as error:  # sys.exit() too: a plugin must never end the command silently
+        del sys.modules[name]
+        raise PluginError(f"plugin file {str(path)!r} {_cause(error)}") from error
 
 
 def _import_module(name: str) -> None:
@@ -68,13 +73,23 @@ def _import_module(name: str) -> None:
                 f"plugin module {name!r} not found (not importable from sys.path; give a path to a .py file "
                 "or install the package)"
             ) from error
-        raise PluginError(
-            f"plugin module {name!r} raised on import: {type(error).__name__}: {error}"
-        ) from error
-    except Exception as error:
-        raise PluginError(
-            f"plugin module {name!r} raised on import: {type(error).__name__}: {error}"
-        ) from error
+        raise PluginError(f"plugin module {name!r} {_cause(error)}") from error
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # sys.exit() too: a plugin must never end the command silently
+        raise PluginError(f"plugin module {name!r} {_cause(error)}") from error
+
+
+def _cause(error: BaseException) -> str:
+    """What a plugin did on import, in one bounded line."""
+    if isinstance(error, SystemExit):
+        code = repr(error.code)
+        code = code if len(code) <= 100 else code[:100] + "..."
+        return f"called sys.exit({code}) on import (a plugin must only register components)"
+    text = " ".join(str(error).split())
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"raised on import: {type(error).__name__}: {text}"
 
 
 def _identifier(text: str) -> str:

@@ -126,3 +126,23 @@ def test_judge_on_cuda_matches_cpu(judge_dir, judge):
     assert on_gpu.score_texts(texts).sample_ppl == pytest.approx(
         judge.score_texts(texts).sample_ppl, rel=1e-4
     )
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_judge_whose_loss_is_not_finite_fails_instead_of_reporting_nan(judge, bad, monkeypatch):
+    from dind.errors import NonFiniteError
+    from dind.eval.genppl import report_from_nll
+
+    nll, count = torch.tensor([1.0, bad, 2.0], dtype=torch.float64), torch.tensor([3, 3, 3])
+    expected = r"judge's loss is not finite \((nan|inf)\) for 1 of 3 sample.*sample 1"
+    with pytest.raises(NonFiniteError, match=expected):
+        report_from_nll(nll, count, [[1], [2], [3]])
+    original = Judge._score_windows
+
+    def poisoned(self, *args, **kwargs):
+        nll, scored = original(self, *args, **kwargs)
+        return nll * bad, scored
+
+    monkeypatch.setattr(Judge, "_score_windows", poisoned)
+    with pytest.raises(NonFiniteError, match="no report written"):
+        judge.score_ids(judge.tokenize([TEXT]))

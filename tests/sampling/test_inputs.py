@@ -194,3 +194,17 @@ def test_nan_in_a_dit_through_the_cache_path():
 def test_a_prompt_nested_three_deep_is_a_shape_error():
     with pytest.raises(ValueError, match=r"prompt must be \(prompt_length,\) or \(batch, prompt_length\)"):
         run(prompt=[[[1]], [[2]]])
+
+
+def test_a_model_in_training_mode_with_dropout_is_refused_and_left_as_it_was():
+    from dind.models import build
+
+    model = build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.1)
+    plan = StagePlan.parse("4")
+    with pytest.raises(ValueError, match=r"training mode with dropout p=0.1 .*call model.eval\(\)"):
+        generate(model.train(), plan, length=8, seed=0)
+    assert model.training  # refused, never switched behind the caller's back
+    first = generate(model.eval(), plan, length=8, seed=0).tokens
+    assert torch.equal(first, generate(model, plan, length=8, seed=0).tokens)
+    quiet = build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.0)
+    assert generate(quiet.train(), plan, length=8, seed=0).tokens.shape == (1, 8)  # no dropout: no effect

@@ -63,3 +63,18 @@ def test_the_issue_example():
     with pytest.raises(ValueError, match=r"stage 2: remask_ratio 0.001 remasks no position .*length 256"):
         StagePlan.parse("4 -> 32@0.001").validate(256)
     StagePlan.parse("4 -> 32@0.004").validate(256)  # floor(1.024) = 1
+
+
+@pytest.mark.parametrize("ratio", ["1e-400", "0.5e-330", "7E-999", "1e-324"])
+def test_a_ratio_that_underflows_to_zero_is_an_error(ratio):
+    with pytest.raises(ValueError, match=rf"stage 2 .*remask_ratio '{ratio}' is not zero but underflows"):
+        StagePlan.parse(f"4 -> L@{ratio}")
+
+
+@given(st.floats(min_value=0, max_value=1))
+@settings(max_examples=50, deadline=None)
+def test_every_ratio_that_a_float_holds_round_trips(ratio):
+    for text in (repr(ratio), f"{ratio:e}"):
+        if float(text) == ratio:  # "%e" may round a subnormal to zero digits: then it is not the same value
+            assert StagePlan.parse(f"4 -> L@{text}").stages[1].remask_ratio == ratio
+    assert StagePlan.parse("4 -> L@0e-400").stages[1].remask_ratio == 0.0  # an explicit zero stays zero

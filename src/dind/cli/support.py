@@ -59,6 +59,31 @@ def top_p_float(text: str) -> float:
 top_p_float.__name__ = "top-p (a number in (0, 1])"
 
 
+def unit_float(text: str) -> float:
+    """argparse type: a number in [0, 1] (a remask ratio); a non-zero text that underflows to 0 is refused."""
+    value = float(text)
+    if not 0 <= value <= 1 or (value == 0 and any(d in "123456789" for d in text.lower().split("e")[0])):
+        raise ValueError(text)
+    return value
+
+
+unit_float.__name__ = "ratio (a number in [0, 1])"
+
+
+def comma_list(item: Any) -> Any:
+    """argparse type: a comma-separated list whose every element passes the argparse type ``item``
+    (so a list option shares the rule of its single-value option)."""
+
+    def parse(text: str) -> list[Any]:
+        values = [item(part.strip()) for part in text.split(",") if part.strip()]
+        if not values:
+            raise ValueError(text)
+        return values
+
+    parse.__name__ = f"comma-separated list (each a {item.__name__})"
+    return parse
+
+
 def positive_threads(text: str) -> int:
     """argparse type of --threads: a positive integer (argparse's own message names the option)."""
     try:

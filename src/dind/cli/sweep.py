@@ -7,17 +7,9 @@ from pathlib import Path
 
 import torch
 
-from dind.cli.support import add_judge_arguments, positive_int, seed_int
+from dind.cli.support import add_judge_arguments, comma_list, positive_int, seed_int, unit_float
 from dind.eval.sweep import SweepSettings, run_sweep, sweep_points
 from dind.models import DECODE_STEPS
-
-
-def _ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
-
-
-def _floats(text: str) -> list[float]:
-    return [float(part) for part in text.split(",") if part.strip()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,13 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--block-sizes",
-        type=_ints,
+        type=comma_list(positive_int),
         default=None,
         help="stage-2 block sizes, comma-separated (default: 4,16,64,... up to --length)",
     )
     parser.add_argument(
         "--ratios",
-        type=_floats,
+        type=comma_list(unit_float),
         default=[0.1, 0.25, 0.5, 0.75, 0.9],
         help="remask ratios, comma-separated (default: 0.1,0.25,0.5,0.75,0.9)",
     )
@@ -56,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="axes",
         help="axes: block sizes at --anchor-ratio and ratios at --anchor-block-size; cross: all pairs",
     )
-    parser.add_argument("--anchor-ratio", type=float, default=0.5, help="ratio of the block-size axis (0.5)")
+    parser.add_argument(
+        "--anchor-ratio", type=unit_float, default=0.5, help="ratio of the block-size axis (0.5)"
+    )
     parser.add_argument(
         "--anchor-block-size",
         type=positive_int,

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from dind.errors import NonFiniteError
 from dind.eval.entropy import mean, unigram_entropy
 from dind.validation import optional_positive_int, positive_int
 
@@ -85,6 +86,13 @@ def report_from_nll(nll_sum: Tensor, count: Tensor, entropy_ids: Sequence[Sequen
     if len(entropy_ids) != len(nll_sum):
         raise ValueError(
             f"entropy_ids must have one entry per sample (got {len(entropy_ids)}, {len(nll_sum)})"
+        )
+    bad = ~torch.isfinite(nll_sum)
+    if bool(bad.any()):  # a NaN report would look like a result; the judge is broken, say so
+        rows = bad.nonzero().flatten().tolist()
+        raise NonFiniteError(
+            f"the judge's loss is not finite ({float(nll_sum[rows[0]])}) for {len(rows)} of {len(nll_sum)} "
+            f"sample(s), first sample {rows[0]}: check the judge's weights and dtype (no report written)"
         )
     sample_ppl = tuple(
         math.exp(s / c) if c > 0 else math.nan for s, c in zip(nll_sum.tolist(), count.tolist(), strict=True)

@@ -164,6 +164,7 @@ def check_generate_arguments(
             raise TypeError(
                 f"model must be a Denoiser (logits, vocab_size, mask_id) (got {type(model).__name__})"
             )
+    check_eval_mode(model)
     if not isinstance(plan, StagePlan):
         hint = "; parse plan text with StagePlan.parse(text)" if isinstance(plan, str) else ""
         raise TypeError(f"plan must be a StagePlan (got {type(plan).__name__} {plan!r}){hint}")
@@ -174,6 +175,20 @@ def check_generate_arguments(
     return check_prompt(prompt, vocab_size=model.vocab_size, mask_id=model.mask_id), check_seed(
         seed, batch_size
     )
+
+
+def check_eval_mode(model: Any) -> None:
+    """Refuse a model whose training-mode layers would change its outputs: a dropout layer with
+    p > 0 in training mode makes every sample irreproducible (the seeds no longer determine them).
+    Refused rather than switched, so the caller's module is never changed behind its back."""
+    if not isinstance(model, torch.nn.Module):
+        return
+    for name, module in model.named_modules():
+        if module.training and isinstance(module, torch.nn.modules.dropout._DropoutNd) and module.p > 0:
+            raise ValueError(
+                f"model is in training mode with dropout p={module.p} active at {name or 'the model'!r} "
+                "(samples would not be reproducible from their seeds): call model.eval() before generate"
+            )
 
 
 def prompt_prefix(prompt: Prompt, bos_id: int | None, batch_size: int, device: torch.device) -> Tensor:

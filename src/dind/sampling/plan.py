@@ -203,6 +203,18 @@ class StagePlan:
         return " -> ".join(str(stage) for stage in self.stages)
 
 
+def _ratio(text: str) -> float:
+    """A remask ratio's text as a float; a non-zero ratio that underflows to 0 (``1e-400``) is an
+    error, never a silent "no remasking"."""
+    value = float(text)
+    if value == 0 and any(digit in "123456789" for digit in re.split("[eE]", text)[0]):
+        raise ValueError(
+            f"remask_ratio {text[:50]!r} is not zero but underflows to 0.0 as a float; write 0 for no "
+            "remasking or a ratio that remasks at least one position"
+        )
+    return value
+
+
 def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> Stage:
     match = _STAGE.match(piece.replace(" ", ""))
     if match is None and "<" in piece:
@@ -218,7 +230,7 @@ def _parse_stage(piece: str, index: int, remaskers: Mapping[str, Remasker]) -> S
     kwargs: dict[str, object] = {"block_size": None if match["block"] == "L" else int(match["block"])}
     try:
         if match["ratio"] is not None:
-            kwargs["remask_ratio"] = float(match["ratio"])
+            kwargs["remask_ratio"] = _ratio(match["ratio"])
         if match["remasker"] is not None:
             name = match["remasker"]
             kwargs["remasker"] = remaskers[name] if name in remaskers else _build(REMASKERS, name)

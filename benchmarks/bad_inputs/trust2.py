@@ -1,0 +1,85 @@
+"""Bad inputs and faults of issue 19 ("Trust, round 2"): silent wrong results (plugins that exit, a
+model in training mode, a judge with non-finite losses, ratios that underflow, zero or negative list
+options) and corrupted weights.
+
+Each case is (label, action(tmp)); a CLI case returns the exit status, a library case raises.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def cli(argv):  # the dind command in-process
+    from dind.cli import main
+
+    try:
+        return int(main(argv) or 0)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+
+
+def plugin(tmp: Path, body: str) -> int:
+    path = tmp / "plugin_under_test.py"
+    path.write_text(body)
+    return cli(["--plugin", str(path), "list"])
+
+
+def train_mode_generate() -> None:
+    import torch
+
+    from dind.models import build
+    from dind.sampling import StagePlan, generate
+
+    model = build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.1).train()
+    generate(model, StagePlan.parse("4"), length=8, seed=0)
+
+
+def nan_judge_report() -> None:
+    import torch
+
+    from dind.eval.genppl import report_from_nll
+
+    report_from_nll(torch.tensor([1.0, float("nan")], dtype=torch.float64), torch.tensor([2, 2]), [[1], [2]])
+
+
+def parse(text: str) -> None:
+    from dind.sampling import StagePlan
+
+    StagePlan.parse(text)
+
+
+def sweep(*extra: str) -> int:
+    return cli(["sweep", "--model", "micro", "--judge", "judge-shakespeare", "--device", "cpu", *extra])
+
+
+CASES = [
+    ("--plugin that calls sys.exit(0) at import", lambda tmp: plugin(tmp, "import sys\nsys.exit(0)\n")),
+    ("--plugin that calls sys.exit('bye')", lambda tmp: plugin(tmp, "raise SystemExit('bye')\n")),
+    (
+        "--plugin that raises a BaseException subclass",
+        lambda tmp: plugin(tmp, "class Halt(BaseException):\n    pass\nraise Halt('stop')\n"),
+    ),
+    ("--plugin DIR (a directory)", lambda tmp: cli(["--plugin", str(tmp) + "/", "list"])),
+    ("generate with a model in train() mode (dropout 0.1)", lambda tmp: train_mode_generate()),
+    ("Gen PPL report of a judge with a NaN loss", lambda tmp: nan_judge_report()),
+    ("parse '4 -> L@1e-400' (ratio underflows to 0)", lambda tmp: parse("4 -> L@1e-400")),
+    ("parse '4 -> L@0.5e-330'", lambda tmp: parse("4 -> L@0.5e-330")),
+    ("sweep --block-sizes 4,0", lambda tmp: sweep("--block-sizes", "4,0")),
+    ("sweep --block-sizes 4,-16", lambda tmp: sweep("--block-sizes", "4,-16")),
+    ("sweep --ratios 0.5,1e-400", lambda tmp: sweep("--ratios", "0.5,1e-400")),
+    ("sweep --ratios 1.5", lambda tmp: sweep("--ratios", "1.5")),
+    ("sweep --anchor-ratio -1", lambda tmp: sweep("--anchor-ratio", "-1")),
+    ("sweep --anchor-ratio nan", lambda tmp: sweep("--anchor-ratio", "nan")),
+]
+
+
+if __name__ == "__main__":  # python benchmarks/bad_inputs/trust2.py: this module's table only
+    import importlib.util
+
+    runner_path = Path(__file__).resolve().parents[1] / "bad_inputs.py"  # the package shadows the runner
+    spec = importlib.util.spec_from_file_location("bad_inputs_runner", runner_path)
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    for label, action in CASES:
+        print(label, "|", *runner.run_case(action))
