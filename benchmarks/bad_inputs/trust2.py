@@ -53,6 +53,58 @@ def sweep(*extra: str) -> int:
     return cli(["sweep", "--model", "micro", "--judge", "judge-shakespeare", "--device", "cpu", *extra])
 
 
+def saved_micro(tmp: Path) -> Path:
+    import torch
+
+    from dind.models import build, save_pretrained
+
+    model = build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.0)
+    return save_pretrained(model, tmp / "micro")
+
+
+def flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def load_flipped(tmp: Path) -> None:
+    import dind
+
+    directory = saved_micro(tmp)
+    flip_last_byte(directory / "model.safetensors")
+    dind.load(directory)
+
+
+def sample_flipped(tmp: Path) -> int:
+    directory = saved_micro(tmp)
+    flip_last_byte(directory / "model.safetensors")
+    argv = ["sample", "--model", str(directory), "--tokenizer", "bytes", "--plan", "4", "--length", "8"]
+    return cli([*argv, "--out", str(tmp / "s.jsonl"), "--device", "cpu", "--no-progress"])
+
+
+def flipped_trainer_state(tmp: Path) -> None:
+    import torch
+
+    from dind.models import build
+    from dind.training.checkpointing import read_trainer_state, write_checkpoint
+
+    model = build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.0)
+    directory = write_checkpoint(
+        tmp / "latest", export_model=model, trainer_state={"step": 1}, config_yaml=None
+    )
+    torch.save({"step": 2}, directory / "trainer_state.pt")
+    read_trainer_state(directory)
+
+
+def bad_manifest(tmp: Path) -> None:
+    import dind
+
+    directory = saved_micro(tmp)
+    (directory / "checksums.sha256").write_text("garbage\n")
+    dind.load(directory)
+
+
 CASES = [
     ("--plugin that calls sys.exit(0) at import", lambda tmp: plugin(tmp, "import sys\nsys.exit(0)\n")),
     ("--plugin that calls sys.exit('bye')", lambda tmp: plugin(tmp, "raise SystemExit('bye')\n")),
@@ -71,6 +123,10 @@ CASES = [
     ("sweep --ratios 1.5", lambda tmp: sweep("--ratios", "1.5")),
     ("sweep --anchor-ratio -1", lambda tmp: sweep("--anchor-ratio", "-1")),
     ("sweep --anchor-ratio nan", lambda tmp: sweep("--anchor-ratio", "nan")),
+    ("dind.load of a checkpoint with one flipped weight bit", load_flipped),
+    ("sample --model DIR with one flipped weight bit", sample_flipped),
+    ("trainer_state.pt rewritten after the save", flipped_trainer_state),
+    ("checksums.sha256 that is not a manifest", bad_manifest),
 ]
 
 

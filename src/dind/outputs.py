@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -19,7 +20,17 @@ from typing import IO, Any
 
 from dind.errors import OutputExistsError, UserError
 
-__all__ = ["check_output", "atomic_write", "atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "CHECKSUMS_NAME",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_output",
+    "checksum_problem",
+    "record_checksums",
+]
+
+CHECKSUMS_NAME = "checksums.sha256"  # `sha256sum -c checksums.sha256` checks it too
 
 
 def check_output(path: str | os.PathLike[str], *, overwrite: bool, option: str = "--out") -> Path:
@@ -102,6 +113,61 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     """Write ``text`` to ``path`` atomically."""
     with atomic_write(path, "w", encoding=encoding) as handle:
         handle.write(text)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes, in hex (read in 1 MiB pieces)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for piece in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def _read_checksums(directory: Path) -> dict[str, str]:
+    manifest = directory / CHECKSUMS_NAME
+    entries: dict[str, str] = {}
+    for number, line in enumerate(manifest.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or not name or Path(name).name != name:
+            raise ValueError(f"{manifest} line {number} is not '<sha256>  <file name>' (got {line[:100]!r})")
+        entries[name] = digest.lower()
+    return entries
+
+
+def record_checksums(directory: str | os.PathLike[str], names: list[str] | set[str]) -> None:
+    """Record the SHA-256 of the files ``names`` of ``directory`` in its checksums.sha256 (atomically),
+    keeping the entries of other files that still exist there."""
+    directory = Path(directory)
+    entries = _read_checksums(directory) if (directory / CHECKSUMS_NAME).is_file() else {}
+    entries = {name: digest for name, digest in entries.items() if (directory / name).is_file()}
+    entries.update({name: file_sha256(directory / name) for name in names})
+    atomic_write_text(
+        directory / CHECKSUMS_NAME, "".join(f"{digest}  {name}\n" for name, digest in sorted(entries.items()))
+    )
+
+
+def checksum_problem(directory: str | os.PathLike[str], names: list[str] | set[str]) -> str | None:
+    """None when every file of ``names`` that ``directory``'s checksums.sha256 lists has the recorded
+    SHA-256 (or there is no such file: checkpoints from elsewhere have none); else one line naming
+    the file whose bytes changed."""
+    directory = Path(directory)
+    if not (directory / CHECKSUMS_NAME).is_file():
+        return None
+    try:
+        entries = _read_checksums(directory)
+    except ValueError as error:
+        return str(error)
+    for name in sorted(names):
+        if name in entries and (directory / name).is_file():
+            actual = file_sha256(directory / name)
+            if actual != entries[name]:
+                return (
+                    f"{directory / name} is corrupted: its SHA-256 is {actual[:16]}... but "
+                    f"{CHECKSUMS_NAME} recorded {entries[name][:16]}... when it was saved (the file's bytes "
+                    "changed: copy it again from its source)"
+                )
+    return None
 
 
 def _read_umask() -> int:

@@ -34,7 +34,11 @@ def test_round_trip_gives_identical_logits(saved, generator):
 
 def test_files_are_bd3lm_format_and_no_temporaries_remain(saved):
     model, directory = saved
-    assert sorted(path.name for path in directory.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(path.name for path in directory.iterdir()) == [
+        "checksums.sha256",
+        "config.json",
+        "model.safetensors",
+    ]
     config = json.loads((directory / "config.json").read_text())
     assert config["architectures"] == ["BD3LM"] and config["sampling_eps_min"] == 0.3
     assert set(load_file(str(directory / "model.safetensors"))) == set(model.state_dict())
@@ -52,6 +56,7 @@ def test_bad_tensors_are_listed_in_one_error(saved):
     state["backbone.extra"] = torch.zeros(1)
     state["backbone.blocks.1.attn_out.weight"] = torch.zeros(3, 3)
     save_file(state, str(directory / "model.safetensors"))
+    (directory / "checksums.sha256").unlink()  # as a checkpoint from elsewhere: no manifest
     with pytest.raises(CheckpointError) as error:
         from_pretrained(directory)
     message = str(error.value)
@@ -101,3 +106,37 @@ def test_load_model_takes_presets_and_directories(saved):
     model, directory = saved
     assert load_model("micro", device="meta").config.hidden_dim == 64
     assert load_model(directory).config.hidden_dim == model.config.hidden_dim
+
+
+def test_a_changed_byte_in_the_weights_is_named(saved):
+    _, directory = saved
+    manifest = (directory / "checksums.sha256").read_text().splitlines()
+    assert [line.split("  ")[1] for line in manifest] == ["model.safetensors"]
+    weights = directory / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01  # one bit of a tensor's bytes: still a readable safetensors file
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"model.safetensors is corrupted: its SHA-256 is"):
+        from_pretrained(directory)
+    (directory / "checksums.sha256").unlink()  # without a manifest (a public checkpoint) it loads
+    from_pretrained(directory)
+
+
+def test_sharded_weights_are_checked_per_shard(saved, tmp_path):
+    model, _ = saved
+    sharded = save_pretrained(model, tmp_path / "sharded", max_shard_size=20_000)
+    names = {line.split("  ")[1] for line in (sharded / "checksums.sha256").read_text().splitlines()}
+    assert names == {p.name for p in sharded.glob("model*.safetensors*")}
+    victim = sorted(sharded.glob("model-*.safetensors"))[1]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=rf"{victim.name} is corrupted"):
+        from_pretrained(sharded)
+
+
+def test_a_malformed_manifest_is_named(saved):
+    _, directory = saved
+    (directory / "checksums.sha256").write_text("not a checksum line\n")
+    with pytest.raises(CheckpointError, match=r"checksums.sha256 line 1 is not '<sha256>  <file name>'"):
+        from_pretrained(directory)

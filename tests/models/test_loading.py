@@ -101,7 +101,12 @@ def test_sharded_safetensors_load_identically(saved):
     assert torch.equal(dind.load(sharded)(tokens), model(tokens))
     # saving unsharded over it removes the shards, so no stale weights can win
     save_pretrained(model, sharded)
-    assert sorted(p.name for p in sharded.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in sharded.iterdir()) == [
+        "checksums.sha256",
+        "config.json",
+        "model.safetensors",
+    ]
+    assert "model-" not in (sharded / "checksums.sha256").read_text()  # the shards' entries went with them
 
 
 def test_shard_missing_from_index_is_named(saved):
@@ -132,6 +137,7 @@ def test_truncated_safetensors_is_named(saved):
     _, directory = saved
     weights = directory / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
+    (directory / "checksums.sha256").unlink()  # as a checkpoint from elsewhere: no manifest
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         dind.load(directory)
 
@@ -208,7 +214,7 @@ def test_push_to_hub_uploads_the_bd3lm_folder(saved, monkeypatch):
     monkeypatch.setattr(hub_mixin, "HfApi", FakeApi)
     assert model.push_to_hub("me/micro") == "https://hub/commit"
     assert seen["repo"] == "me/micro"
-    assert seen["files"] == ["README.md", "config.json", "model.safetensors"]
+    assert seen["files"] == ["README.md", "checksums.sha256", "config.json", "model.safetensors"]
     assert REFERENCE_KEYS <= set(seen["config"]) and seen["keys"] == set(model.state_dict())
 
 
@@ -217,6 +223,7 @@ def test_tensors_must_be_floating_point(saved):
     state = load_file(str(directory / "model.safetensors"))
     state["sampling_eps_min"] = torch.tensor(1)
     save_file(state, str(directory / "model.safetensors"))
+    (directory / "checksums.sha256").unlink()
     with pytest.raises(CheckpointError, match="non-floating-point tensors"):
         dind.load(directory)
 

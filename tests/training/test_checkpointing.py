@@ -49,3 +49,26 @@ def test_metrics_jsonl_drops_non_finite_and_skips_when_disabled(tmp_path):
     MetricsLog(tmp_path / "other.jsonl", enabled=False).write({"step": 1})
     assert read_metrics(tmp_path / "m.jsonl") == [{"step": 1, "loss": 2.5, "bad": None}]
     assert not (tmp_path / "other.jsonl").exists()
+
+
+def test_a_checkpoint_records_and_checks_the_sha256_of_its_files(tmp_path):
+    from dind.errors import UserError
+    from dind.models import CheckpointError, build, from_pretrained
+    from dind.training.checkpointing import read_trainer_state, write_checkpoint
+
+    model = build("micro", init="random", generator=torch.Generator().manual_seed(0), dropout=0.0)
+    directory = write_checkpoint(
+        tmp_path / "latest", export_model=model, trainer_state={"step": 3}, config_yaml=None
+    )
+    lines = (directory / "checksums.sha256").read_text().splitlines()
+    assert sorted(line.split("  ")[1] for line in lines) == ["model.safetensors", TRAINER_STATE]
+    assert read_trainer_state(directory) == {"step": 3}
+    torch.save({"step": 4}, directory / TRAINER_STATE)  # bytes changed after the save
+    with pytest.raises(UserError, match=rf"{TRAINER_STATE} is corrupted"):
+        read_trainer_state(directory)
+    weights = directory / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupted"):
+        from_pretrained(directory)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from dind import models
 from dind.data import CORPORA, TOKENIZERS
+from dind.outputs import record_checksums
 from dind.registry import RegistryError
 from dind.training import (
     BLOCK_SIZE_DISTRIBUTIONS,
@@ -177,6 +178,7 @@ def test_old_checkpoints_resume_exactly_and_bad_layouts_are_refused(make_config,
     state = torch.load(path, weights_only=True)
     assert state["format"] == 2 and state["scheduler"]["last_epoch"] == 2
     torch.save(_as_format_1(state), path)
+    record_checksums(path.parent, [path.name])  # rewritten on purpose: record its new bytes
     resumed = build_trainer(make_config(*overrides, f"out_dir={tmp_path / 'split'}"))
     assert resumed.resume(tmp_path / "split") == 2
     assert resumed.optimizer.param_groups[0]["initial_lr"] == 1e-3

@@ -23,6 +23,7 @@ from dind.models.config import read_config
 from dind.models.config_file import CODE_REPO, CheckpointError
 from dind.models.sources import HUB_OPTIONS, resolve
 from dind.models.weights import INDEX_NAME, WEIGHTS_NAME, read_state
+from dind.outputs import record_checksums
 
 if TYPE_CHECKING:  # the DiT imports this module (its hub hooks); the class is passed in here
     from dind.models.dit import DiT
@@ -66,6 +67,7 @@ def save_pretrained(
     )
     for stale in _weight_names(directory) - written:  # an earlier save's single file or shards
         (directory / stale).unlink(missing_ok=True)
+    record_checksums(directory, written)  # loading checks them: corrupted weights are named
     return directory
 
 

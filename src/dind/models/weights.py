@@ -1,6 +1,8 @@
 """Finding and reading a checkpoint's tensors: one model.safetensors, or shards listed by
-model.safetensors.index.json. Pickled weights (.bin, .pt, .ckpt, ...) are never opened: unpickling
-runs arbitrary code, so the error says how to convert a trusted file to safetensors once.
+model.safetensors.index.json, checked against the SHA-256s of checksums.sha256 when the directory
+has one (dind's saves write it; checkpoints from elsewhere load without). Pickled weights (.bin,
+.pt, .ckpt, ...) are never opened: unpickling runs arbitrary code, so the error says how to convert
+a trusted file to safetensors once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from dind.models.config_file import CheckpointError
+from dind.outputs import checksum_problem
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -78,6 +81,9 @@ def read_state(directory: Path, *, device: torch.device | str = "cpu") -> dict[s
     """Every tensor of the checkpoint in ``directory``, on ``device``. For shards, each tensor must
     be in the shard the index names, and no shard may hold a tensor the index does not list."""
     files = weight_files(directory)
+    problem = checksum_problem(directory, {path.name for path in files} | {INDEX_NAME})
+    if problem is not None:
+        raise CheckpointError(problem)
     if files == [directory / WEIGHTS_NAME]:
         return _load(files[0], device)
     wanted = shard_map(directory / INDEX_NAME)

@@ -5,7 +5,8 @@ Layout of ``<out_dir>/checkpoints/<name>/`` (name = "latest" or "step-0001000"):
   BD3-LM releases), so ``dind.load`` loads it like a hub checkpoint;
 - trainer_state.pt: raw weights, optimizer, LR scheduler, EMA, step, RNG states, data position
   (``dind.training.state``);
-- train_config.yaml: the TrainConfig that produced it.
+- train_config.yaml: the TrainConfig that produced it;
+- checksums.sha256: the SHA-256 of the weights and of trainer_state.pt, checked when they are read.
 A checkpoint is built in a temporary directory and renamed into place; the previous one with the
 same name is moved aside first and removed after, so an interruption leaves a complete checkpoint
 (either the old one, or ``<name>.old`` which ``find_checkpoint`` also accepts).
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from dind.errors import UserError
+from dind.outputs import checksum_problem, record_checksums
 
 TRAINER_STATE = "trainer_state.pt"
 TRAIN_CONFIG = "train_config.yaml"
@@ -75,6 +79,7 @@ def write_checkpoint(
         save_pretrained(export_model, staged)
         staged.mkdir(parents=True, exist_ok=True)
         torch.save(trainer_state, staged / TRAINER_STATE)
+        record_checksums(staged, [TRAINER_STATE])  # beside the weights' own entries
         if config_yaml is not None:
             (staged / TRAIN_CONFIG).write_text(config_yaml)
     if periodic is not None:
@@ -98,6 +103,10 @@ def find_checkpoint(path: str | os.PathLike[str]) -> Path:
 
 
 def read_trainer_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The trainer state of a checkpoint, after checking its SHA-256 where checksums.sha256 has one."""
+    problem = checksum_problem(directory, [TRAINER_STATE])
+    if problem is not None:
+        raise UserError(problem)
     return torch.load(Path(directory) / TRAINER_STATE, map_location="cpu", weights_only=True)
 
 
