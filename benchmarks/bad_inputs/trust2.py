@@ -105,6 +105,42 @@ def bad_manifest(tmp: Path) -> None:
     dind.load(directory)
 
 
+def load_preset(**overrides) -> None:
+    import dind
+
+    dind.load("micro", **overrides)
+
+
+def config_json_field(tmp: Path, field: str, value: int) -> None:
+    import json
+
+    import dind
+
+    directory = saved_micro(tmp)
+    config = json.loads((directory / "config.json").read_text())
+    config[field] = value
+    (directory / "config.json").write_text(json.dumps(config))
+    dind.load(directory)
+
+
+def generate_sizes(**sizes) -> None:
+    import dind
+    from dind.sampling import StagePlan, generate
+
+    generate(dind.load("micro", dropout=0.0), StagePlan.parse("4"), **{"length": 8, **sizes})
+
+
+def train_config(tmp: Path, text: str) -> int:
+    path = tmp / "bad.yaml"
+    path.write_text(text)
+    return cli(["train", "--config", str(path), "--print-config"])
+
+
+LAUGHS = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9)
+)
+
+
 CASES = [
     ("--plugin that calls sys.exit(0) at import", lambda tmp: plugin(tmp, "import sys\nsys.exit(0)\n")),
     ("--plugin that calls sys.exit('bye')", lambda tmp: plugin(tmp, "raise SystemExit('bye')\n")),
@@ -127,6 +163,27 @@ CASES = [
     ("sample --model DIR with one flipped weight bit", sample_flipped),
     ("trainer_state.pt rewritten after the save", flipped_trainer_state),
     ("checksums.sha256 that is not a manifest", bad_manifest),
+    ("dind.load('micro', hidden_dim=10**9)", lambda tmp: load_preset(hidden_dim=10**9)),
+    ("dind.load('micro', n_blocks=10**6)", lambda tmp: load_preset(n_blocks=10**6)),
+    ("dind.load('micro', n_heads=4096)", lambda tmp: load_preset(n_heads=4096)),
+    ("dind.load('micro', vocab_size=10**5000)", lambda tmp: load_preset(vocab_size=10**5000)),
+    (
+        "dind.load('micro', hidden_dim=65536, n_heads=512): more than free memory",
+        lambda tmp: load_preset(hidden_dim=65536, n_heads=512),
+    ),
+    ("config.json hidden_dim 10**9", lambda tmp: config_json_field(tmp, "hidden_dim", 10**9)),
+    ("config.json vocab_size 2**40", lambda tmp: config_json_field(tmp, "vocab_size", 2**40)),
+    ("generate length 2**30", lambda tmp: generate_sizes(length=2**30)),
+    ("generate batch_size 2**30", lambda tmp: generate_sizes(batch_size=2**30)),
+    ("generate batch_size 65536 x length 65536", lambda tmp: generate_sizes(batch_size=2**16, length=2**16)),
+    ("plan '4/10000000000' (steps per block)", lambda tmp: parse("4/10000000000")),
+    ("--threads 100000", lambda tmp: cli(["--threads", "100000", "list"])),
+    ("train --config: YAML alias expansion (billion laughs)", lambda tmp: train_config(tmp, LAUGHS)),
+    (
+        "train --config: YAML nested 100,000 deep",
+        lambda tmp: train_config(tmp, "x: " + "[" * 10**5 + "]" * 10**5),
+    ),
+    ("train --config: recursive YAML alias", lambda tmp: train_config(tmp, "a: &a [*a]\n")),
 ]
 
 

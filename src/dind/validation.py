@@ -25,12 +25,25 @@ class Rule:
 
     def __call__(self, instance: object, attribute: attrs.Attribute, value: Any) -> None:
         if not self.accepts(value):
-            raise ValueError(f"{attribute.name} must be {self.description} (got {value!r})")
+            raise ValueError(f"{attribute.name} must be {self.description} (got {shown(value)})")
 
     def or_none(self, word: str = "None") -> Rule:
         """The same rule that also accepts None; ``word`` spells None in the message (YAML configs
         say "null")."""
         return Rule(lambda value: value is None or self.accepts(value), f"{self.description} or {word}")
+
+
+def shown(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` for an error message, at most ``limit`` characters (a huge int as its size)."""
+    if _is_int(value) and value.bit_length() > 600:  # repr of a 4300-digit int raises ValueError
+        return f"an integer of {len(format(value, 'x')) * 4} bits"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def bounded_int(limit: int) -> Rule:
+    """A positive integer at most ``limit``: sizes beyond it are refused before anything is allocated."""
+    return Rule(lambda value: _is_int(value) and 1 <= value <= limit, f"a positive integer <= {limit:,}")
 
 
 def _is_int(value: Any) -> bool:

@@ -36,3 +36,16 @@ def test_a_list_option_uses_the_rule_of_its_element():
     for argv in (["--sizes", "4,0"], ["--sizes", ","], ["--ratios", "0.5,1e-400"], ["--ratios", "2"]):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
+
+
+def test_threads_beyond_a_few_per_core_are_refused(monkeypatch):
+    import os
+
+    from dind.cli.support import THREADS_PER_CORE, positive_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert positive_threads(str(2 * THREADS_PER_CORE)) == 2 * THREADS_PER_CORE
+    with pytest.raises(
+        argparse.ArgumentTypeError, match=r"at most 8 \(4 x this machine's 2 cores.*\(got 9\)"
+    ):
+        positive_threads("9")

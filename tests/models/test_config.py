@@ -3,6 +3,7 @@
 import attrs
 import pytest
 
+import dind
 from dind.models import DiTConfig
 
 BD3LM_CONFIG = {  # kuleshov-group/bd3lm-owt-block_size4's config.json (REFERENCE.md)
@@ -83,7 +84,7 @@ def test_optional_keys_default_and_unknown_keys_are_ignored():
     [
         ({"n_heads": 3}, r"n_heads must divide hidden_dim \(got 3, 64\)"),
         ({"hidden_dim": 6, "n_heads": 6}, "head_dim = hidden_dim / n_heads must be even"),
-        ({"n_blocks": 0}, r"n_blocks must be a positive integer \(got 0\)"),
+        ({"n_blocks": 0}, r"n_blocks must be a positive integer <= 1,024 \(got 0\)"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"mask_id": 258}, r"mask_id must be an int in \[0, vocab_size\) \(got 258, vocab_size 258\)"),
         ({"attn_backend": "fast"}, "attn_backend must be one of"),
@@ -99,3 +100,18 @@ def test_validation(changes, message):
 def test_frozen():
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         micro().n_blocks = 3
+
+
+@pytest.mark.parametrize(
+    "field", ["vocab_size", "hidden_dim", "n_blocks", "n_heads", "cond_dim", "model_length"]
+)
+def test_absurd_sizes_are_refused_naming_field_value_and_limit(field):
+    from dind.models.config import LIMITS
+
+    limit = LIMITS[field]
+    with pytest.raises(
+        ValueError, match=rf"^{field} must be a positive integer <= {limit:,} \(got {limit + 1}\)$"
+    ):
+        dind.load("micro", **{field: limit + 1})
+    with pytest.raises(ValueError, match=rf"{field} must be .* \(got an integer of \d+ bits\)$"):
+        dind.load("micro", **{field: 10**5000})  # the message stays short

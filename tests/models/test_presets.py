@@ -82,3 +82,26 @@ def test_generator_makes_initialisation_reproducible():
     second = build("micro", init="random", generator=torch.Generator().manual_seed(3))
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_model_larger_than_the_free_memory_is_refused_before_allocating(monkeypatch):
+    import dind.models.presets as presets
+    from dind.errors import UserError
+
+    monkeypatch.setattr(presets, "available_memory", lambda device: 2**20)  # 1 MiB free
+    build("micro", device="cpu")  # 0.7 MB of weights: fits
+    with pytest.raises(UserError, match=r"needs [\d.]+ MiB .* more than the 1\.0 MiB free on cpu"):
+        build("tiny", device="cpu")
+    monkeypatch.setattr(presets, "available_memory", lambda device: 8 * 2**30)
+    with pytest.raises(UserError, match=r"hidden_dim 65536, n_blocks 64, .* needs [\d.]+ GiB"):
+        build("micro", hidden_dim=65536, n_heads=512, n_blocks=64)
+
+
+def test_the_parameter_count_of_the_check_is_exact():
+    import attrs
+
+    from dind.models.presets import _meta_parameters
+
+    config = PRESETS.build("bd3lm-110m")
+    one, two = (_meta_parameters(attrs.evolve(config, n_blocks=n)) for n in (1, 2))
+    assert one + (two - one) * (config.n_blocks - 1) == 169_627_218  # BD3-LM's count (REFERENCE.md)

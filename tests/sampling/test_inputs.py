@@ -208,3 +208,16 @@ def test_a_model_in_training_mode_with_dropout_is_refused_and_left_as_it_was():
     assert torch.equal(first, generate(model, plan, length=8, seed=0).tokens)
     quiet = build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.0)
     assert generate(quiet.train(), plan, length=8, seed=0).tokens.shape == (1, 8)  # no dropout: no effect
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"length": 2**22 + 1}, r"length must be <= 4,194,304 \(got 4194305\)"),
+        ({"batch_size": 2**20 + 1}, r"batch_size must be <= 1,048,576 \(got 1048577\)"),
+        ({"length": 2**14, "batch_size": 2**13}, r"batch_size x length must be <= 67,108,864 .*8192 x 16384"),
+    ],
+)
+def test_absurd_sizes_are_refused_before_anything_is_allocated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate(ORACLE, StagePlan.parse("4"), **{"length": 8, **kwargs})

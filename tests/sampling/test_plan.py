@@ -128,7 +128,10 @@ def test_tracker_option_errors():
             r"stage 3 \('1024@-0.5'\): remask_ratio must be in \[0, 1\] \(got -0.5\)",
         ),
         ("4 -> 0@0.5", r"stage 2 \('0@0.5'\): block_size must be a positive integer or None \(got 0\)"),
-        ("4 -> L@0.5/0", r"stage 2 \('L@0.5/0'\): steps must be a positive integer or None \(got 0\)"),
+        (
+            "4 -> L@0.5/0",
+            r"stage 2 \('L@0.5/0'\): steps must be a positive integer <= 1,048,576 .* \(got 0\)",
+        ),
         ("4 -> L{top_p=0}", r"stage 2 \('L\{top_p=0\}'\): top_p must be in \(0, 1\] \(got 0.0\)"),
         ("4 -> L{temperature=0}", r"stage 2 .*temperature must be > 0 \(got 0.0\)"),
         ("4 -> L{beam=2}", r"stage 2 .*unknown option 'beam' \(known: temperature, top_p, unmasking, tr"),

@@ -78,3 +78,11 @@ def test_every_ratio_that_a_float_holds_round_trips(ratio):
         if float(text) == ratio:  # "%e" may round a subnormal to zero digits: then it is not the same value
             assert StagePlan.parse(f"4 -> L@{text}").stages[1].remask_ratio == ratio
     assert StagePlan.parse("4 -> L@0e-400").stages[1].remask_ratio == 0.0  # an explicit zero stays zero
+
+
+def test_absurd_step_budgets_are_refused():
+    with pytest.raises(
+        ValueError, match=r"stage 2 .*steps must be a positive integer <= 1,048,576 .*got 1048577"
+    ):
+        StagePlan.parse("4 -> L@0.5/1048577")
+    assert StagePlan.parse("4 -> L@0.5/1048576").stages[1].steps == 2**20

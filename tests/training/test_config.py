@@ -107,3 +107,29 @@ def test_shipped_configs_parse_and_build_their_cheap_components(path):
     assert isinstance(config.objective.build(length), Objective)
     assert isinstance(config.optim.schedule(config.steps), LRSchedule)
     config.batch_geometry(8 if config.distributed != "none" else 1)
+
+
+def _laughs(levels: int) -> str:
+    lines = ["a0: &a0 [" + ", ".join(["x"] * 10) + "]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (_laughs(7), r"at most 100,000 values after expanding YAML aliases .*line 5"),
+        ("x: " + "[" * 80 + "]" * 80 + "\n", r"nesting depth must be <= 64"),
+        ("x: " + "[" * 50_000 + "]" * 50_000 + "\n", r"nesting depth must be <= 64"),
+        ("a: &a [*a]\n", r"nesting depth must be <= 64"),
+    ],
+)
+def test_config_files_that_expand_or_nest_absurdly_are_refused(tmp_path, text, match):
+    from dind.errors import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_mapping(path)
+    path.write_text(_laughs(4))  # 10,000 values: fine
+    assert len(load_mapping(path)) == 4

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,8 +92,17 @@ def positive_threads(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})")
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text[:200]!r})")
+    cores = os.cpu_count() or 1
+    if value > cores * THREADS_PER_CORE:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {cores * THREADS_PER_CORE} ({THREADS_PER_CORE} x this machine's {cores} cores; "
+            f"more threads only wait for each other) (got {value})"
+        )
     return value
+
+
+THREADS_PER_CORE = 4
 
 
 def add_judge_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,18 @@ import attrs
 
 from dind.attention import ATTENTION_BACKENDS
 from dind.models.config_file import CODE_REPO, auto_map, parse_config, read_config_json
-from dind.validation import optional_positive_int, positive_int
+from dind.validation import bounded_int, optional_positive_int
+
+# Sizes far beyond any trained model (GPT-3 175B: hidden 12288, 96 blocks, 96 heads; the largest
+# vocabularies ~256k): a value past these is a typo, refused before any tensor is allocated.
+LIMITS = {
+    "vocab_size": 2**22,
+    "hidden_dim": 2**16,
+    "n_blocks": 1024,
+    "n_heads": 1024,
+    "cond_dim": 2**16,
+    "model_length": 2**20,
+}
 
 
 def _dropout(instance: object, attribute: attrs.Attribute, value: float) -> None:
@@ -38,12 +49,12 @@ class DiTConfig:
     not enforce it.
     """
 
-    vocab_size: int = attrs.field(validator=positive_int)
-    hidden_dim: int = attrs.field(validator=positive_int)
-    n_blocks: int = attrs.field(validator=positive_int)
-    n_heads: int = attrs.field(validator=positive_int)
-    cond_dim: int = attrs.field(validator=positive_int)
-    model_length: int = attrs.field(validator=positive_int)
+    vocab_size: int = attrs.field(validator=bounded_int(LIMITS["vocab_size"]))
+    hidden_dim: int = attrs.field(validator=bounded_int(LIMITS["hidden_dim"]))
+    n_blocks: int = attrs.field(validator=bounded_int(LIMITS["n_blocks"]))
+    n_heads: int = attrs.field(validator=bounded_int(LIMITS["n_heads"]))
+    cond_dim: int = attrs.field(validator=bounded_int(LIMITS["cond_dim"]))
+    model_length: int = attrs.field(validator=bounded_int(LIMITS["model_length"]))
     dropout: float = attrs.field(default=0.1, converter=float, validator=_dropout)
     time_conditioning: bool = attrs.field(default=False, validator=_bool)
     mask_id: int | None = attrs.field(default=None)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import attrs
 import torch
 
+from dind.errors import UserError
 from dind.models.config import DiTConfig
-from dind.models.dit import DiT
+from dind.models.dit import Backbone, DiT
 from dind.models.initialization import Init
 from dind.registry import Registry
 
@@ -62,4 +65,48 @@ def build(
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"overrides must be DiTConfig fields (got {unknown}; fields: {sorted(fields)})")
-    return DiT(attrs.evolve(config, **overrides), generator=generator, init=init, device=device)
+    config = attrs.evolve(config, **overrides)
+    check_memory(config, torch.device(device) if device is not None else torch.get_default_device())
+    return DiT(config, generator=generator, init=init, device=device)
+
+
+def check_memory(config: DiTConfig, device: torch.device) -> None:
+    """Refuse, before allocating, a model whose fp32 weights alone exceed the memory ``device`` has
+    free (counted on the meta device with one and two blocks: exact, and costs no memory)."""
+    one, two = (_meta_parameters(attrs.evolve(config, n_blocks=n)) for n in (1, 2))
+    need = (one + (two - one) * (config.n_blocks - 1)) * 4  # every block has the same size
+    have = available_memory(device)
+    if have is not None and need > have:
+        raise UserError(
+            f"this model (hidden_dim {config.hidden_dim}, n_blocks {config.n_blocks}, vocab_size "
+            f"{config.vocab_size}) needs {_size(need)} for its fp32 weights alone, more than the "
+            f"{_size(have)} free on {device}; choose smaller sizes"
+        )
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
+
+
+def _meta_parameters(config: DiTConfig) -> int:
+    with torch.device("meta"):
+        return sum(parameter.numel() for parameter in Backbone(config).parameters())
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device`` (CPU: MemAvailable of /proc/meminfo, else physical memory); None where
+    unknown."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None

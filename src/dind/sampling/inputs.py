@@ -20,6 +20,8 @@ from dind.sampling.plan import StagePlan
 
 Prompt = Tensor | Sequence[int] | Sequence[Sequence[int]] | None
 
+# far beyond any run (BD3-LM: L up to 2048 x batch 300), refused before a tensor is allocated
+MAX_LENGTH, MAX_BATCH, MAX_POSITIONS = 2**22, 2**20, 2**26
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 0 <= seed < 2**64
 
 
@@ -168,8 +170,14 @@ def check_generate_arguments(
     if not isinstance(plan, StagePlan):
         hint = "; parse plan text with StagePlan.parse(text)" if isinstance(plan, str) else ""
         raise TypeError(f"plan must be a StagePlan (got {type(plan).__name__} {plan!r}){hint}")
-    check_positive_int("length", length)
-    check_positive_int("batch_size", batch_size)
+    for name, value, limit in (("length", length, MAX_LENGTH), ("batch_size", batch_size, MAX_BATCH)):
+        if check_positive_int(name, value) > limit:
+            raise ValueError(f"{name} must be <= {limit:,} (got {value})")
+    if length * batch_size > MAX_POSITIONS:
+        raise ValueError(
+            f"batch_size x length must be <= {MAX_POSITIONS:,} positions per call "
+            f"(got {batch_size} x {length}); generate in several calls"
+        )
     if check_token_id("bos_id", bos_id, model.vocab_size) == model.mask_id:
         raise ValueError(f"bos_id must not be the MASK id (got bos_id {bos_id} == mask_id {model.mask_id})")
     return check_prompt(prompt, vocab_size=model.vocab_size, mask_id=model.mask_id), check_seed(

@@ -39,11 +39,14 @@ from dind.sampling.refine_cache import REFINE_CACHES
 from dind.sampling.unmasking import UNMASKING_RULES
 from dind.textform import format_call, format_number, parse_call, split_top_level
 from dind.validation import (
+    bounded_int,
     closed_unit_interval,
     half_open_unit_interval,
     optional_positive_int,
     positive_number,
 )
+
+MAX_STEPS = 2**20  # denoising steps per block: each is a forward pass; more is a typo, not a plan
 
 
 @attrs.frozen
@@ -58,7 +61,7 @@ class Stage:
     block_size: int | None = attrs.field(validator=optional_positive_int)
     remask_ratio: float = attrs.field(default=0.0, converter=float, validator=closed_unit_interval)
     remasker: Remasker = attrs.field(factory=SnapshotRemasker)
-    steps: int | None = attrs.field(default=None, validator=optional_positive_int)
+    steps: int | None = attrs.field(default=None, validator=bounded_int(MAX_STEPS).or_none())
     temperature: float = attrs.field(default=1.0, converter=float, validator=positive_number)
     top_p: float = attrs.field(default=1.0, converter=float, validator=half_open_unit_interval)
     unmasking: object | None = None  # an UnmaskingRule; None = the sampler's default

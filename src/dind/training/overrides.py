@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from dind.errors import ConfigError
 from dind.training.components import SPEC_KEYS, ComponentSpec
 
 __all__ = ["MOVED_KEYS", "OPTION_ALIASES", "apply_overrides", "fold_deprecated", "load_mapping"]
@@ -42,7 +43,12 @@ MOVED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {("optim", "grad_clip"): ("
 def load_mapping(path: str | Path) -> dict[str, Any]:
     """A YAML (.yaml/.yml) or JSON (.json) file as a dict."""
     text = Path(path).read_text()
-    data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    try:
+        data = json.loads(text) if Path(path).suffix == ".json" else _bounded_yaml(text, path)
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: nesting depth must be <= {MAX_DEPTH} (got deeper: Python's recursion limit)"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -50,6 +56,43 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
             f"config file must hold a mapping at the top level (got {type(data).__name__}: {path})"
         )
     return data
+
+
+MAX_DEPTH = 64  # a config is a few levels deep; deeper is a mistake or an attack
+MAX_NODES = 100_000  # values after alias expansion ("billion laughs" stops here, before any copy)
+
+
+def _bounded_yaml(text: str, path: str | Path) -> Any:
+    """``yaml.safe_load`` of ``text`` after checking the node graph: nesting depth <= MAX_DEPTH and
+    at most MAX_NODES values once every alias is expanded (counted without expanding)."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is not None:
+        sizes: dict[int, int] = {}
+        _expanded_size(node, 1, sizes, path)
+    return yaml.safe_load(text)
+
+
+def _expanded_size(node: Any, depth: int, sizes: dict[int, int], path: str | Path) -> int:
+    if depth > MAX_DEPTH:
+        raise ConfigError(
+            f"{path}: nesting depth must be <= {MAX_DEPTH} (got more, at line {node.start_mark.line + 1})"
+        )
+    if id(node) in sizes:  # an alias: the same node object again; its expansion counts again
+        return sizes[id(node)]
+    if isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        children = []
+    size = 1 + sum(_expanded_size(child, depth + 1, sizes, path) for child in children)
+    if size > MAX_NODES:
+        raise ConfigError(
+            f"{path}: at most {MAX_NODES:,} values after expanding YAML aliases (got more than that, "
+            f"at line {node.start_mark.line + 1}; aliases (*name) that repeat anchors expand multiply)"
+        )
+    sizes[id(node)] = size
+    return size
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
