@@ -141,6 +141,34 @@ LAUGHS = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 )
 
 
+def train_with_corpus(data: bytes, *extra: str):
+    def action(tmp: Path) -> int:
+        from bad_inputs.training import _base
+
+        argv = ["train", *_base(tmp), *extra]  # _base writes a good corpus: replaced here
+        (tmp / "corpus.txt").write_bytes(data)
+        return cli(argv)
+
+    return action
+
+
+def resume_other_shape(tmp: Path) -> int:
+    from bad_inputs.training import _base
+
+    cli(["train", *_base(tmp)])
+    return cli(["train", *_base(tmp), "model.options={n_blocks: 3}", "--resume", str(tmp / "run")])
+
+
+def trainer_state_bytes(data: bytes):
+    def action(tmp: Path) -> None:
+        from dind.training.checkpointing import read_trainer_state
+
+        (tmp / "trainer_state.pt").write_bytes(data)
+        read_trainer_state(tmp)
+
+    return action
+
+
 CASES = [
     ("--plugin that calls sys.exit(0) at import", lambda tmp: plugin(tmp, "import sys\nsys.exit(0)\n")),
     ("--plugin that calls sys.exit('bye')", lambda tmp: plugin(tmp, "raise SystemExit('bye')\n")),
@@ -184,6 +212,21 @@ CASES = [
         lambda tmp: train_config(tmp, "x: " + "[" * 10**5 + "]" * 10**5),
     ),
     ("train --config: recursive YAML alias", lambda tmp: train_config(tmp, "a: &a [*a]\n")),
+    (
+        "train: corpus with invalid UTF-8",
+        train_with_corpus(b"text\n\n" * 50 + b"\xff\xfe" + b"more\n\n" * 50),
+    ),
+    ("train: empty corpus", train_with_corpus(b"")),
+    ("train: 10-byte corpus", train_with_corpus(b"0123456789")),
+    ("train: optim.lr=abc", train_with_corpus(b"To be, or not to be.\n\n" * 40, "optim.lr=abc")),
+    ("train --resume with another n_blocks", resume_other_shape),
+    ("trainer_state.pt truncated", trainer_state_bytes(b"PK\x03\x04 truncated")),
+    (
+        "trainer_state.pt a foreign pickle",
+        trainer_state_bytes(
+            b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94."
+        ),
+    ),
 ]
 
 

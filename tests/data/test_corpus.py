@@ -59,3 +59,13 @@ def test_exclude_leaves_matching_keys_out(tmp_path):
     assert TextFiles([str(tmp_path)], exclude="b*").fingerprint() != TextFiles([str(tmp_path)]).fingerprint()
     with pytest.raises(ValueError, match="exclude"):
         list(TextFiles([str(tmp_path)], exclude=["*"]).documents())
+
+
+def test_invalid_utf8_names_the_file_and_the_byte_offset(tmp_path):
+    from dind.errors import DataFormatError
+
+    (tmp_path / "a.txt").write_bytes(b"fine text\n" * 3 + b"\xff rest")
+    with pytest.raises(
+        DataFormatError, match=r"a.txt is not valid utf-8 text: invalid start byte at byte offset 30"
+    ):
+        list(TextFiles([str(tmp_path / "a.txt")]).documents())

@@ -72,3 +72,23 @@ def test_a_checkpoint_records_and_checks_the_sha256_of_its_files(tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="model.safetensors is corrupted"):
         from_pretrained(directory)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "foreign pickle", "not a dict"])
+def test_a_truncated_or_foreign_trainer_state_is_named(tmp_path, kind):
+    import pickle
+
+    from dind.errors import UserError
+    from dind.training.checkpointing import read_trainer_state
+
+    path = tmp_path / TRAINER_STATE
+    torch.save({"step": 1, "model": {"w": torch.zeros(3)}}, path)
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    elif kind == "foreign pickle":
+        path.write_bytes(pickle.dumps(pytest.approx(1.0)))  # an object: must never be unpickled
+    else:
+        torch.save([1, 2], path)
+    with pytest.raises(UserError, match=rf"{TRAINER_STATE} is not a dind training state") as caught:
+        read_trainer_state(tmp_path)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 400

@@ -104,3 +104,21 @@ def test_two_processes_match_one(make_config, tmp_path, mode):
         torch.testing.assert_close(
             dict(published.named_parameters())[name], parameter.detach(), rtol=1e-4, atol=1e-6, msg=name
         )
+
+
+def test_a_checkpoint_of_another_shape_names_the_tensors_that_differ():
+    from dind.errors import UserError
+    from dind.training.distributed import DistributedContext, load_model_state
+
+    small = models.build("micro", init="random", generator=torch.Generator().manual_seed(0))
+    wide = models.build("micro", init="random", generator=torch.Generator().manual_seed(0), n_blocks=3)
+    SINGLE = DistributedContext("none", 0, 1, torch.device("cpu"))  # noqa: N806
+    with pytest.raises(
+        UserError, match=r"missing from the checkpoint \(10\): backbone.blocks.2.*, \.\.\. \(resume"
+    ):
+        load_model_state(wide, small.state_dict(), SINGLE)
+    other = models.build("micro", init="random", generator=torch.Generator().manual_seed(0), hidden_dim=32)
+    with pytest.raises(
+        UserError, match=r"shapes differ \(26\): backbone\..* checkpoint \(64, 64\) vs model \(32, 32\)"
+    ):
+        load_model_state(other, small.state_dict(), SINGLE)

@@ -18,6 +18,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 
+from dind.errors import DataFormatError
 from dind.registry import Registry
 
 Split = Literal["train", "validation"]
@@ -107,7 +108,13 @@ class TextFiles:
             if path.suffix == ".jsonl":
                 yield from self._json_lines(key, path)
                 continue
-            text = path.read_text(encoding=self.encoding)
+            try:
+                text = path.read_text(encoding=self.encoding)
+            except UnicodeDecodeError as error:
+                raise DataFormatError(
+                    f"{path} is not valid {self.encoding} text: {error.reason} at byte offset {error.start} "
+                    "(fix the file, or set the corpus option encoding)"
+                ) from None
             if self.document_delimiter is None:
                 yield key, text
                 continue

@@ -15,8 +15,10 @@ same name is moved aside first and removed after, so an interruption leaves a co
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,7 +109,22 @@ def read_trainer_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
     problem = checksum_problem(directory, [TRAINER_STATE])
     if problem is not None:
         raise UserError(problem)
-    return torch.load(Path(directory) / TRAINER_STATE, map_location="cpu", weights_only=True)
+    path = Path(directory) / TRAINER_STATE
+    try:  # weights_only: tensors and plain containers only, never arbitrary objects
+        with warnings.catch_warnings():  # torch warns about a foreign pickle's protocol: the error says it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        first = " ".join(str(error).split())[:150]
+        raise UserError(
+            f"{path} is not a dind training state (truncated, or another program's file; dind loads "
+            f"tensors only and never unpickles objects): {type(error).__name__}: {first}"
+        ) from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise UserError(
+            f"{path} is not a dind training state (got a {type(state).__name__} without a 'step' entry)"
+        )
+    return state
 
 
 def rng_state(generator: torch.Generator) -> dict[str, Any]:

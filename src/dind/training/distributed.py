@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from dind.errors import UserError
+
 DistributedMode = Literal["none", "ddp", "fsdp"]
 
 
@@ -148,7 +150,32 @@ def load_model_state(forward: nn.Module, state: dict[str, Any], context: Distrib
 
         set_model_state_dict(forward, state, options=StateDictOptions(full_state_dict=True))
         return
-    unwrap(forward).load_state_dict(state)
+    model = unwrap(forward)
+    problem = _shape_problem(model.state_dict(), state)
+    if problem is not None:
+        raise UserError(f"the checkpoint's model does not match this config's model: {problem}")
+    model.load_state_dict(state)
+
+
+def _shape_problem(expected: dict[str, Any], state: dict[str, Any]) -> str | None:
+    """One bounded line naming the tensors missing, unexpected or of another shape; None if they fit."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(
+        f"{name} checkpoint {tuple(state[name].shape)} vs model {tuple(expected[name].shape)}"
+        for name in set(expected) & set(state)
+        if hasattr(state[name], "shape") and tuple(state[name].shape) != tuple(expected[name].shape)
+    )
+    parts = [
+        f"{label} ({len(names)}): {', '.join(names[:5])}{', ...' if len(names) > 5 else ''}"
+        for label, names in (
+            ("shapes differ", shapes),
+            ("missing from the checkpoint", missing),
+            ("not in the model", unexpected),
+        )
+        if names
+    ]
+    return "; ".join(parts) + " (resume with the model settings it was trained with)" if parts else None
 
 
 def optimizer_state(
