@@ -113,3 +113,12 @@ def test_batches(corpus, tmp_path):
     cache = build_token_cache(corpus, ByteTokenizer(), tmp_path, validation_fraction=0.0)
     batches = ChunkBatches(TokenChunks.open(cache, "train", 8), seed=0)
     assert batches.next(3).shape == (3, 8)
+
+
+@pytest.mark.parametrize("count", [0, 10])
+def test_a_corpus_shorter_than_one_chunk_says_how_long_it_is(count):
+    chunks = TokenChunks(tokens=np.arange(count) % 200, length=32, eos_id=256)
+    with pytest.raises(
+        ValueError, match=rf"split has {count} tokens, fewer than one chunk needs \(32 tokens"
+    ):
+        ChunkBatches(chunks)

@@ -75,6 +75,8 @@ def test_json_and_yaml_files(tmp_path):
         ({"objective": {"block_size_draw": "row"}}, "block_size_draw"),
         ({"optim": "fast"}, "must be a mapping"),
         ({"data": {"chunk_format": "padded"}}, "chunk_format"),
+        ({"optim": {"lr": "abc"}}, r"optim.lr must be a number \(got 'abc'"),
+        ({"optim": {"weight_decay": [1]}}, r"optim.weight_decay must be a number \(got \[1\]"),
     ],
 )
 def test_invalid_configs_name_the_key(data, message):

@@ -210,6 +210,12 @@ class ChunkBatches:
 
     def __init__(self, chunks: TokenChunks, *, seed: int = 0, shuffle: bool = True):
         self.chunks = chunks
+        if len(chunks) == 0:  # say what is there and what one chunk needs, not "count must be >= 1"
+            raise ValueError(
+                f"the corpus split has {len(chunks.tokens)} tokens, fewer than one chunk needs "
+                f"({chunks.stride} tokens for length {chunks.length}, format {chunks.chunk_format!r}); use "
+                "more text, a shorter data.length, or a smaller data.validation_fraction"
+            )
         self.order = ChunkOrder(len(chunks), seed=seed, shuffle=shuffle)
 
     def next(self, batch_size: int) -> Tensor:

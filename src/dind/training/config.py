@@ -30,6 +30,7 @@ import torch
 import yaml
 from torch import nn
 
+from dind.errors import ConfigError
 from dind.plugins import load_plugin
 from dind.training.components import ComponentSpec, check_spec, plain, spec_field
 from dind.training.data import DataConfig
@@ -216,4 +217,23 @@ def _structure(cls: type, data: Any, prefix: str) -> Any:
         key: _structure(SECTIONS[key], value, f"{key}.") if cls is TrainConfig and key in SECTIONS else value
         for key, value in data.items()
     }
-    return cls(**values)
+    try:
+        return cls(**values)
+    except (ValueError, TypeError):
+        _name_the_unconvertible_key(cls, values, prefix)
+        raise
+
+
+def _name_the_unconvertible_key(cls: type, values: Mapping[str, Any], prefix: str) -> None:
+    """A converter's own error ("could not convert string to float: 'abc'") does not say which key:
+    find the value a plain converter (float, int, ...) refuses and raise naming its key."""
+    fields = attrs.fields_dict(cls)
+    for key, value in values.items():
+        converter = fields[key].converter
+        if converter not in (float, int):
+            continue
+        try:
+            converter(value)
+        except (ValueError, TypeError, OverflowError) as error:
+            shown = repr(value) if len(repr(value)) <= 200 else repr(value)[:200] + "..."
+            raise ConfigError(f"{prefix}{key} must be a number (got {shown}: {error})") from None
