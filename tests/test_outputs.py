@@ -138,3 +138,35 @@ def test_check_output_probe_failure_is_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     with pytest.raises(UserError, match=r"cannot write --out .*not writable \(Permission denied\)"):
         check_output(tmp_path / "out.jsonl", overwrite=False)
+
+
+def test_a_symlink_output_replaces_the_link_never_its_target(tmp_path):
+    victim = tmp_path / "elsewhere.txt"
+    victim.write_text("another run's data")
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(victim)
+    with pytest.raises(
+        OutputExistsError, match="is a symbolic link; pass --overwrite to replace the link itself"
+    ):
+        check_output(link, overwrite=False)
+    target = check_output(link, overwrite=True)
+    atomic_write_text(target, "new samples")
+    assert victim.read_text() == "another run's data"
+    assert not link.is_symlink() and link.read_text() == "new samples"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory link"])
+def test_special_files_are_refused_even_with_overwrite(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+        expected = "is a FIFO"
+    elif kind == "device":
+        path = Path("/dev/null")
+        expected = "is a character device"
+    else:
+        path = tmp_path / "dir"
+        path.mkdir()
+        expected = "is an existing directory"
+    with pytest.raises(UserError, match=f"must be a regular file path, but .* {expected}"):
+        check_output(path, overwrite=True)

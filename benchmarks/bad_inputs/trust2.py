@@ -169,6 +169,28 @@ def trainer_state_bytes(data: bytes):
     return action
 
 
+def sample_to(tmp: Path, out: Path, *extra: str) -> int:
+    argv = ["sample", "--model", "micro", "--tokenizer", "bytes", "--plan", "4", "--length", "8"]
+    return cli([*argv, "--out", str(out), "--device", "cpu", "--no-progress", *extra])
+
+
+def sample_through_symlink(tmp: Path) -> int:
+    victim = tmp / "another-run.jsonl"
+    victim.write_text("another run's samples\n")
+    (tmp / "out.jsonl").symlink_to(victim)
+    status = sample_to(tmp, tmp / "out.jsonl", "--overwrite")
+    if victim.read_text() != "another run's samples\n":
+        raise AssertionError("the symlink's target was written")
+    return status
+
+
+def sample_to_fifo(tmp: Path) -> int:
+    import os
+
+    os.mkfifo(tmp / "pipe")
+    return sample_to(tmp, tmp / "pipe", "--overwrite")
+
+
 CASES = [
     ("--plugin that calls sys.exit(0) at import", lambda tmp: plugin(tmp, "import sys\nsys.exit(0)\n")),
     ("--plugin that calls sys.exit('bye')", lambda tmp: plugin(tmp, "raise SystemExit('bye')\n")),
@@ -220,6 +242,13 @@ CASES = [
     ("train: 10-byte corpus", train_with_corpus(b"0123456789")),
     ("train: optim.lr=abc", train_with_corpus(b"To be, or not to be.\n\n" * 40, "optim.lr=abc")),
     ("train --resume with another n_blocks", resume_other_shape),
+    (
+        "sample --out LINK (symlink to a file)",
+        lambda tmp: (tmp / "o").symlink_to(tmp) or sample_to(tmp, tmp / "o"),
+    ),
+    ("sample --out LINK --overwrite: the link is replaced, its target kept", sample_through_symlink),
+    ("sample --out FIFO --overwrite", sample_to_fifo),
+    ("sample --out /dev/null --overwrite", lambda tmp: sample_to(tmp, Path("/dev/null"), "--overwrite")),
     ("trainer_state.pt truncated", trainer_state_bytes(b"PK\x03\x04 truncated")),
     (
         "trainer_state.pt a foreign pickle",

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,8 +41,14 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool, option: str =
     when it is a directory, or its parent cannot be created or written (probed with a real file).
     """
     target = Path(path).expanduser()
-    if target.is_dir():
-        raise UserError(f"{option} must be a file path, but {target} is an existing directory")
+    kind = _special_kind(target)
+    if kind is not None:
+        raise UserError(f"{option} must be a regular file path, but {target} is {kind}")
+    if target.is_symlink() and not overwrite:
+        raise OutputExistsError(
+            f"{option} {target} is a symbolic link; pass --overwrite to replace the link itself (its target "
+            f"{os.readlink(target)} is never written), or choose another path"
+        )
     if target.exists() and not overwrite:
         raise OutputExistsError(
             f"{option} {target} already exists; pass --overwrite to replace it (or choose another path)"
@@ -65,7 +72,26 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool, option: str =
         ) from error
     os.close(fd)
     os.unlink(probe)
-    return target.resolve()
+    return parent.resolve() / target.name  # not target.resolve(): a symlink is replaced, never followed
+
+
+def _special_kind(target: Path) -> str | None:
+    """What ``target`` is when it exists and is neither a regular file nor a symlink (which an atomic
+    rename replaces): an existing directory, a FIFO, a device, a socket; else None."""
+    try:
+        mode = target.lstat().st_mode
+    except OSError:
+        return None
+    for test, kind in (
+        (stat.S_ISDIR, "an existing directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return None
 
 
 def _disk_full(error: OSError, target: Path) -> Exception:
