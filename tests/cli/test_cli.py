@@ -396,3 +396,14 @@ def test_busy_cores_is_the_load_average_capped_by_the_tasks_running_now():
         assert busy is None
         return
     assert 0.0 <= busy <= os.getloadavg()[0] + 1.0  # the load may move between the two reads
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, capsys):
+    import signal
+
+    plugin = tmp_path / "terminate.py"
+    plugin.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n")
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["--plugin", str(plugin), "list"]) == 143
+    assert "dind list: error: terminated (SIGTERM)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # restored after the command

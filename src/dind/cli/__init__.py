@@ -15,19 +15,23 @@ Three rules hold here for every subcommand:
 - One error handler: every expected failure (``UserError``, ``ValueError``, ``TypeError``,
   ``OSError``, an unknown registry name, Ctrl-C) is one line on stderr,
   ``dind <subcommand>: error: <message>``, and a non-zero exit status (2: usage or configuration,
-  1: anything else, 130: interrupted). Anything else is reported as an internal error, also in one
-  line. ``--debug`` (before or after the subcommand) re-raises instead, to show the traceback.
+  1: anything else, 130: interrupted, 143: SIGTERM, which is handled like Ctrl-C). Anything else
+  is reported as an internal error, also in one line. ``--debug`` (before or after the subcommand)
+  re-raises instead, to show the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
 import os
 import pkgutil
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +52,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("dind.cli.reproduce", "the paper's tables (1-3, Figure 2) for models and a judge"),
     "demo": ("dind.demo", "offline demo: draft, remask, refine with the embedded tiny model"),
 }
-EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
 
 def all_registries() -> dict[str, Any]:
@@ -197,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def describe(error: BaseException) -> tuple[str, int]:
     """(one-line message, exit status) for an error that reached the command line."""
+    if isinstance(error, Terminated):
+        return "terminated (SIGTERM)", EXIT_TERMINATED
     if isinstance(error, KeyboardInterrupt):
         return "interrupted", EXIT_INTERRUPTED
     from dind.registry import RegistryError
@@ -255,7 +261,35 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: training saves and stops, sampling stops, scratch
+    files are removed, exactly as for Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_like_ctrl_c() -> Iterator[None]:
+    """While a command runs, SIGTERM raises ``Terminated`` (a KeyboardInterrupt); the previous handler
+    is restored after. Only in the main thread (signal handlers can be set there only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with _sigterm_like_ctrl_c():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command, debug = _command_in(argv), "--debug" in argv
     try:
