@@ -40,6 +40,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CORPUS = [ROOT / "data" / "shakespeare" / name for name in ("rape_of_lucrece.txt", "lovers_complaint.txt")]
 LIMIT_GIB = 8.0
+_PEAK_WRAPPER = """
+import sys
+from pathlib import Path
+from dind.cli import main
+code = main(sys.argv[2:])
+lines = Path("/proc/self/status").read_text().splitlines()
+hwm = [line.split()[1] for line in lines if line.startswith("VmHWM")]
+Path(sys.argv[1]).write_text(hwm[0] if hwm else "nan")
+sys.exit(code)
+"""
 
 
 def peak_gib(device: str) -> float:
@@ -142,16 +152,20 @@ def judge(work: Path, records: list[dict], device: str, layers: int) -> dict:
     samples = work / "samples.jsonl"
     samples.write_text("".join(json.dumps(record) + "\n" for record in records))
     began = time.perf_counter()
-    # its own process, as a user runs it: its peak memory is its own (RUSAGE_CHILDREN)
-    command = [sys.executable, "-m", "dind", "eval", str(samples), "--judge", str(directory), "--tokenizer",
-               "gpt2", "--judge-device", device, "--out", str(work / "eval.json")]  # fmt: skip
+    # its own process, as a user runs it; its peak is the VmHWM of its own memory map, read at its
+    # exit (RUSAGE_CHILDREN would report this process's peak: a child starts as its copy)
+    peak_file = work / "judge_peak_kib"
+    command = [sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), "eval", str(samples), "--judge",
+               str(directory), "--tokenizer", "gpt2", "--judge-device", device,
+               "--out", str(work / "eval.json")]  # fmt: skip
     code = subprocess.run(command, capture_output=True, text=True, check=False).returncode
     scored = time.perf_counter() - began
+    own_peak = int(peak_file.read_text()) / 2**20 if peak_file.exists() else float("nan")
     result = json.loads((work / "eval.json").read_text()) if code == 0 else {}
     parameters = sum(p.numel() for p in GPT2LMHeadModel(config).parameters()) if layers < 36 else 774_030_080
     return {"layers": layers, "parameters": parameters, "build_seconds": round(built, 1),
             "eval_seconds": round(scored, 1), "exit": code, "gen_ppl": result.get("gen_ppl"),
-            "num_scored_tokens": result.get("num_scored_tokens")}  # fmt: skip
+            "process_peak_gib": own_peak, "num_scored_tokens": result.get("num_scored_tokens")}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> dict:
