@@ -64,6 +64,7 @@ def micro_checkpoint(tmp: Path) -> Path:
 def corrupt(tmp: Path, name: str, data: bytes) -> Path:
     directory = micro_checkpoint(tmp)
     (directory / name).write_bytes(data)
+    (directory / "checksums.sha256").unlink(missing_ok=True)  # as from elsewhere: the parsers speak
     return directory
 
 

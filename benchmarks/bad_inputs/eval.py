@@ -92,7 +92,7 @@ def generate_with(plan: str):
         from dind.sampling import generate
         from dind.sampling.plan import StagePlan
 
-        model = build("micro", generator=torch.Generator().manual_seed(0), init="random")
+        model = build("micro", generator=torch.Generator().manual_seed(0), init="random").eval()
         generate(model, StagePlan.parse(plan), length=16, batch_size=1, seed=0)
         return 0
 

@@ -198,6 +198,10 @@ CASES = [
         "--plugin that raises a BaseException subclass",
         lambda tmp: plugin(tmp, "class Halt(BaseException):\n    pass\nraise Halt('stop')\n"),
     ),
+    (
+        "SIGTERM while a command runs (a plugin sends it)",
+        lambda tmp: plugin(tmp, "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n"),
+    ),
     ("--plugin DIR (a directory)", lambda tmp: cli(["--plugin", str(tmp) + "/", "list"])),
     ("generate with a model in train() mode (dropout 0.1)", lambda tmp: train_mode_generate()),
     ("Gen PPL report of a judge with a NaN loss", lambda tmp: nan_judge_report()),
