@@ -221,3 +221,15 @@ def test_a_model_in_training_mode_with_dropout_is_refused_and_left_as_it_was():
 def test_absurd_sizes_are_refused_before_anything_is_allocated(kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate(ORACLE, StagePlan.parse("4"), **{"length": 8, **kwargs})
+
+
+def test_continuing_or_redrawing_with_a_model_in_training_mode_is_refused_too():
+    from dind.models import build
+    from dind.sampling import continue_plan, regenerate_rows
+
+    model = build("micro", generator=torch.Generator().manual_seed(0), init="random", dropout=0.1).eval()
+    draft = generate(model, StagePlan.parse("4"), length=8, seed=0)
+    with pytest.raises(ValueError, match=r"training mode with dropout p=0.1"):
+        continue_plan(model.train(), StagePlan.parse("4 -> L@0.5"), draft)
+    with pytest.raises(ValueError, match=r"training mode with dropout p=0.1"):
+        regenerate_rows(model.train(), StagePlan.parse("4"), draft, [0])

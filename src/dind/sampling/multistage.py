@@ -35,6 +35,7 @@ from dind.sampling.block_sampler import sample_stage, stage_spans
 from dind.sampling.confidence import ConfidenceTracker, initial_scores
 from dind.sampling.inputs import (
     Prompt,
+    check_eval_mode,
     check_generate_arguments,
     check_prompt_fits,
     checked_options,
@@ -165,6 +166,7 @@ def _plan_run(model: Denoiser, plan: StagePlan, length: int, options: GenerateOp
     """The shared set-up of every entry point: the rule checked against the plan's step budgets,
     the decode step bound (and refreshed) once for the call."""
     check_stage_steps(plan, options.unmasking)  # "/N" with a rule that ignores steps
+    check_eval_mode(model)  # generate checks it first; continue_plan and regenerate_rows here
     windows = plan_windows(model, plan, length, options.context)
     stepper = options.step.bind(model)
     return _PlanRun(
