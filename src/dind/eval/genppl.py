@@ -114,8 +114,50 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class ScoresSamples:
+    """``tokenize`` / ``score_ids`` / ``score_texts`` of a judge from its ``tokenizer`` and
+    ``target_nll`` (the neural ``Judge`` and the Kneser-Ney judge share them)."""
+
+    __slots__ = ()
+
+    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> list[list[int]]:
+        """Judge token ids of each text, truncated to ``max_length`` ids (the model length)."""
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"max_length must be >= 1 or None (got {max_length})")
+        encoded = self.tokenizer(list(texts))["input_ids"]
+        return [list(ids[:max_length]) for ids in encoded]
+
+    def score_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        entropy_ids: Sequence[Sequence[int]] | None = None,
+        progress: bool = False,
+    ) -> GenPPLReport:
+        """Gen PPL of samples already in judge token ids; entropy over ``entropy_ids`` if given
+        (e.g. the generating model's own tokens, as BD3-LM does), else over the judge ids."""
+        if entropy_ids is not None and len(entropy_ids) != len(ids):
+            raise ValueError(
+                f"entropy_ids must have one entry per sample (got {len(entropy_ids)}, {len(ids)})"
+            )
+        nll_sum, count = self.target_nll(ids, progress=progress)
+        return report_from_nll(nll_sum, count, entropy_ids if entropy_ids is not None else ids)
+
+    def score_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        max_length: int | None = None,
+        entropy_ids: Sequence[Sequence[int]] | None = None,
+        progress: bool = False,
+    ) -> GenPPLReport:
+        """Retokenise ``texts`` with the judge's tokenizer (truncated to ``max_length``) and score them."""
+        ids = self.tokenize(texts, max_length=max_length)
+        return self.score_ids(ids, entropy_ids=entropy_ids, progress=progress)
+
+
 @attrs.frozen
-class Judge:
+class Judge(ScoresSamples):
     """A causal LM (a ``transformers`` model with its tokenizer) that scores text.
 
     ``window`` defaults to min(1024, the judge's context size), ``stride`` to window // 2.
@@ -147,13 +189,6 @@ class Judge:
         """What a result should record about the judge: its scoring window and stride."""
         window, stride = self.windowing()
         return {"judge_kind": "causal_lm", "judge_window": window, "judge_stride": stride}
-
-    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> list[list[int]]:
-        """Judge token ids of each text, truncated to ``max_length`` ids (the model length)."""
-        if max_length is not None and max_length < 1:
-            raise ValueError(f"max_length must be >= 1 or None (got {max_length})")
-        encoded = self.tokenizer(list(texts))["input_ids"]
-        return [list(ids[:max_length]) for ids in encoded]
 
     def target_nll(self, ids: Sequence[Sequence[int]], *, progress: bool = False) -> tuple[Tensor, Tensor]:
         """Summed NLL (float64) and number of scored targets (long) per sample, both (samples,)."""
@@ -199,31 +234,3 @@ class Judge:
         if eos is not None:
             scored &= targets != eos
         return (nll * scored).sum(dim=1), scored.sum(dim=1)
-
-    def score_ids(
-        self,
-        ids: Sequence[Sequence[int]],
-        *,
-        entropy_ids: Sequence[Sequence[int]] | None = None,
-        progress: bool = False,
-    ) -> GenPPLReport:
-        """Gen PPL of samples already in judge token ids; entropy over ``entropy_ids`` if given
-        (e.g. the generating model's own tokens, as BD3-LM does), else over the judge ids."""
-        if entropy_ids is not None and len(entropy_ids) != len(ids):
-            raise ValueError(
-                f"entropy_ids must have one entry per sample (got {len(entropy_ids)}, {len(ids)})"
-            )
-        nll_sum, count = self.target_nll(ids, progress=progress)
-        return report_from_nll(nll_sum, count, entropy_ids if entropy_ids is not None else ids)
-
-    def score_texts(
-        self,
-        texts: Sequence[str],
-        *,
-        max_length: int | None = None,
-        entropy_ids: Sequence[Sequence[int]] | None = None,
-        progress: bool = False,
-    ) -> GenPPLReport:
-        """Retokenise ``texts`` with the judge's tokenizer (truncated to ``max_length``) and score them."""
-        ids = self.tokenize(texts, max_length=max_length)
-        return self.score_ids(ids, entropy_ids=entropy_ids, progress=progress)

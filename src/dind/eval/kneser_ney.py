@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from dind.eval.byte_judge import BYTE_BOS, BYTE_JUDGE_VOCAB, ByteJudgeTokenizer
-from dind.eval.genppl import GenPPLReport, report_from_nll
+from dind.eval.genppl import ScoresSamples
 
 MAX_ORDER = 7  # keys are base-257 numbers of n digits in int64: 257**7 < 2**63
 JUDGE_KIND = "kneser_ney"
@@ -126,7 +126,7 @@ class _OrderTable:
 
 
 @attrs.frozen
-class KneserNeyJudge:
+class KneserNeyJudge(ScoresSamples):
     """A byte n-gram LM with interpolated modified Kneser-Ney smoothing, used as a Gen PPL judge.
 
     Same scoring rules as the neural ``Judge``: the first id is never a target, EOS targets
@@ -182,12 +182,6 @@ class KneserNeyJudge:
             probability = table.interpolate(_keys(digits[:, -k:]), probability)
         return np.log(probability)
 
-    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> list[list[int]]:
-        """[BOS] + UTF-8 bytes of each text, truncated to ``max_length`` ids."""
-        if max_length is not None and max_length < 1:
-            raise ValueError(f"max_length must be >= 1 or None (got {max_length})")
-        return [ids[:max_length] for ids in self.tokenizer(list(texts))["input_ids"]]
-
     def target_nll(self, ids: Sequence[Sequence[int]], *, progress: bool = False) -> tuple[Tensor, Tensor]:
         """Summed NLL (float64) and number of scored targets (long) per sample, both (samples,)."""
         nll_sum = torch.zeros(len(ids), dtype=torch.float64)
@@ -198,28 +192,6 @@ class KneserNeyJudge:
             nll_sum[row] = float(-(logp * scored).sum())
             count[row] = int(scored.sum())
         return nll_sum, count
-
-    def score_ids(
-        self,
-        ids: Sequence[Sequence[int]],
-        *,
-        entropy_ids: Sequence[Sequence[int]] | None = None,
-        progress: bool = False,
-    ) -> GenPPLReport:
-        """Gen PPL of samples in judge ids (see ``Judge.score_ids``)."""
-        nll_sum, count = self.target_nll(ids, progress=progress)
-        return report_from_nll(nll_sum, count, entropy_ids if entropy_ids is not None else ids)
-
-    def score_texts(
-        self,
-        texts: Sequence[str],
-        *,
-        max_length: int | None = None,
-        entropy_ids: Sequence[Sequence[int]] | None = None,
-        progress: bool = False,
-    ) -> GenPPLReport:
-        ids = self.tokenize(texts, max_length=max_length)
-        return self.score_ids(ids, entropy_ids=entropy_ids, progress=progress)
 
     def settings(self) -> dict[str, Any]:
         """What a result should record about the judge."""

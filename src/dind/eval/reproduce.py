@@ -25,8 +25,6 @@ Score: every judge in ``config.judges`` scores every sample (first ``num_samples
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,8 +32,9 @@ from typing import Any
 
 import attrs
 
+from dind.eval.reproduce_claims import judge_label
 from dind.eval.reproduce_plans import ReproduceConfig, all_plans
-from dind.eval.resumable import read_jsonl_resumable
+from dind.eval.reproduce_samples import SampleStore, _digest, generation_settings, slug  # noqa: F401
 
 OUTPUTS = ("results.csv", "report.md", "figure2.png", "genppl_vs_entropy.png")
 SAMPLES_DIR = "samples"
@@ -49,63 +48,6 @@ class Report:
     rows: tuple[dict[str, Any], ...]
     files: tuple[Path, ...]
     wall_time_s: float
-
-
-def _digest(row: list[int]) -> str:
-    return hashlib.blake2b(str(row).encode(), digest_size=8).hexdigest()
-
-
-def slug(text: str) -> str:
-    """A file-name-safe, readable and unique name for a plan or model path."""
-    readable = re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_")[:60] or "x"
-    return f"{readable}-{hashlib.blake2b(text.encode(), digest_size=4).hexdigest()}"
-
-
-def generation_settings(config: ReproduceConfig) -> dict[str, Any]:
-    """What fixes a plan's samples besides its text (samples made otherwise are not reused)."""
-    return {"length": config.length, "seed": config.seed}
-
-
-class SampleStore:
-    """``samples/<model>/<plan>.jsonl``: one line per sample; a batch is done when all its lines are."""
-
-    def __init__(self, root: Path, settings: dict[str, Any]):
-        self.root = root
-        self.settings = settings
-        self._cache: dict[Path, dict[int, dict[str, Any]]] = {}
-
-    def path(self, model: str, plan: str) -> Path:
-        return self.root / slug(model) / f"{slug(plan)}.jsonl"
-
-    def samples(self, model: str, plan: str) -> dict[int, dict[str, Any]]:
-        """Sample index -> record (the last line wins: a redone batch repeats identical samples)."""
-        path = self.path(model, plan)
-        if path not in self._cache:
-            by_index: dict[int, dict[str, Any]] = {}
-            for record in read_jsonl_resumable(path):
-                if record.get("settings") != self.settings:
-                    raise ValueError(
-                        f"{path} holds samples made with other settings (got {record.get('settings')}, "
-                        f"now {self.settings}); use another --out or the same --length and --seed"
-                    )
-                by_index[int(record["sample"])] = record
-            self._cache[path] = by_index
-        return self._cache[path]
-
-    def has(self, model: str, plan: str, start: int, count: int) -> bool:
-        held = self.samples(model, plan)
-        return all(index in held for index in range(start, start + count))
-
-    def append(self, model: str, plan: str, records: list[dict[str, Any]]) -> None:
-        """All of a batch's lines in one fsynced write (a kill leaves at most a torn batch)."""
-        from dind.eval.resumable import append_jsonl_lines
-
-        path = self.path(model, plan)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        append_jsonl_lines(path, records)
-        held = self.samples(model, plan)
-        for record in records:
-            held[int(record["sample"])] = record
 
 
 def shares_draft(plan_text: str, baseline: str) -> bool:
@@ -125,9 +67,13 @@ def _generate(model: Any, plan_text: str, start: int, count: int, config, option
     began = time.perf_counter()
     with torch.no_grad():
         result = multistage.generate(
-            model, StagePlan.parse(plan_text), length=config.length, batch_size=count,
-            seed=sample_seeds(config.seed, start, count), options=options,
-        )  # fmt: skip
+            model,
+            StagePlan.parse(plan_text),
+            length=config.length,
+            batch_size=count,
+            seed=sample_seeds(config.seed, start, count),
+            options=options,
+        )
     return result, time.perf_counter() - began
 
 
@@ -224,9 +170,12 @@ def generate_samples(config: ReproduceConfig, store: SampleStore, *, progress: b
                 if config.share_drafts and draft is None and shares_draft(text, baseline):
                     draft = _Draft(*_generate(model, baseline, start, count, config, options))
                     if progress:  # the lines' own seconds add up to the elapsed wall-clock time
-                        print(f"{model_dir} | shared stage-1 draft {baseline} | samples {start}.."
-                              f"{start + count - 1} | {draft.wall_time_s:.1f}s | elapsed "
-                              f"{time.perf_counter() - began:.0f}s", flush=True)  # fmt: skip
+                        print(
+                            f"{model_dir} | shared stage-1 draft {baseline} | samples {start}.."
+                            f"{start + count - 1} | {draft.wall_time_s:.1f}s | elapsed "
+                            f"{time.perf_counter() - began:.0f}s",
+                            flush=True,
+                        )
                 shared = draft if shares_draft(text, baseline) else None
                 records = _batch_samples(model, text, start, count, config, tokenizer, options, shared)
                 extra = {"step_mode": config.step_mode, "tokenizer": name, "settings": store.settings}
@@ -235,14 +184,13 @@ def generate_samples(config: ReproduceConfig, store: SampleStore, *, progress: b
                 if progress:  # its own time: the shared draft's was printed on its own line
                     seconds = sum(r["seconds"] for r in records)
                     own = seconds - (shared.wall_time_s if shared is not None else 0.0)
-                    print(f"{model_dir} | {text} | samples {start}..{start + count - 1} | {own:.1f}s"
-                          + (f" (+ the shared draft: {seconds:.1f}s as a plan)" if shared is not None else "")
-                          + f" | elapsed {time.perf_counter() - began:.0f}s", flush=True)  # fmt: skip
+                    print(
+                        f"{model_dir} | {text} | samples {start}..{start + count - 1} | {own:.1f}s"
+                        + (f" (+ the shared draft: {seconds:.1f}s as a plan)" if shared is not None else "")
+                        + f" | elapsed {time.perf_counter() - began:.0f}s",
+                        flush=True,
+                    )
     return time.perf_counter() - began
-
-
-def judge_name(path: str) -> str:
-    return Path(path).name or str(path)
 
 
 def score_samples(
@@ -273,7 +221,7 @@ def score_samples(
             tokenizer = TOKENIZERS.build(tokenizer_name)
             scores = _score(judge, [r["tokens"] for r in group], tokenizer, config.length, progress)
             for record, ppl in zip(group, scores, strict=True):
-                record["gen_ppl"][judge_name(path)] = ppl
+                record["gen_ppl"][judge_label(path)] = ppl
     return records
 
 
@@ -327,5 +275,7 @@ def machine_line() -> str:
 
     import torch
 
-    return (f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__} with "
-            f"{torch.get_num_threads()} threads; {load_line()} at the start")  # fmt: skip
+    return (
+        f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads; {load_line()} at the start"
+    )

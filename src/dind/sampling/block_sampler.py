@@ -45,9 +45,9 @@ from dind.sampling.block_step import BlockContext, check_finite, unmask_step
 from dind.sampling.confidence import ConfidenceTracker, record_reveals
 from dind.sampling.nfe import CountingDenoiser
 from dind.sampling.proposal import ProposalOptions
-from dind.sampling.refine_cache import ExactRefine, RefineCache
+from dind.sampling.refine_cache import RefineCache
 from dind.sampling.unmasking.base import UnmaskingRule
-from dind.sampling.windows import Window
+from dind.sampling.windows import Window, window_forward
 
 
 @attrs.frozen(eq=False)  # holds tensors: compare their values, not ==
@@ -122,7 +122,7 @@ def sample_stage(
         )
     if window is not None and len(spans) == 1:  # a global stage beyond its context: window by window
         for index, (lo, start, end) in enumerate(window.refine_spans(length)):
-            forward = _window_forward(counting, tokens, lo, start, end, refine)
+            forward = window_forward(counting, tokens, lo, start, end, refine)
             nfe += _fill_block(context, forward, tokens, scores, start, end, index)
             if on_block is not None:
                 on_block()
@@ -239,37 +239,6 @@ def _block_forward(
     if single:
         return lambda: full(tokens, block_size=None)
     return lambda: full(tokens[:, lo:end], block_size=block_size)[:, start - lo : end - lo]
-
-
-def _window_forward(
-    model: Denoiser, tokens: Tensor, lo: int, start: int, end: int, refine: RefineCache | None
-) -> Callable[[], Any]:
-    """A refinement window: features of [start, end) from a full-attention forward over [lo, end)
-    (through the stage's refine cache, on a view of the live tokens)."""
-    inner = (refine if refine is not None else ExactRefine()).forward(model, tokens[:, lo:end])
-    offset = start - lo
-
-    def call() -> Any:
-        features = inner()
-        return features[:, offset:] if isinstance(features, Tensor) else _Offset(features, offset)
-
-    return call
-
-
-@attrs.frozen
-class _Offset:
-    """Features of a window read with masks of its last positions only (the first ``offset`` are
-    context): ``result[where]`` pads ``where`` on the left."""
-
-    features: Any
-    offset: int
-
-    def __getitem__(self, where: Tensor) -> Tensor:
-        padded = torch.zeros(
-            where.shape[0], self.offset + where.shape[1], dtype=torch.bool, device=where.device
-        )
-        padded[:, self.offset :] = where
-        return self.features[padded]
 
 
 def _fill_block(

@@ -20,9 +20,8 @@ model-based remasker's scoring forward is not counted in the trace. A stage's ow
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import torch
@@ -31,7 +30,7 @@ from torch import Tensor
 from dind.counter_rng import ATTEMPT, REMASK, RowStreams
 from dind.models.protocol import Denoiser
 from dind.remaskers import RemaskContext, remask
-from dind.sampling.block_sampler import sample_stage, stage_spans
+from dind.sampling.block_sampler import sample_stage
 from dind.sampling.confidence import ConfidenceTracker, initial_scores
 from dind.sampling.inputs import (
     Prompt,
@@ -44,6 +43,7 @@ from dind.sampling.inputs import (
 )
 from dind.sampling.options import GenerateOptions
 from dind.sampling.plan import Stage, StagePlan
+from dind.sampling.progress import progress_bar
 from dind.sampling.proposal import ProposalOptions
 from dind.sampling.seeds import row_seed, row_seeds
 from dind.sampling.trace import GenerationResult, StageTrace
@@ -85,7 +85,7 @@ def generate(
     plan.validate(length, prompt_length=prefix.shape[1])
     seeds = row_seeds(seed, batch_size)
     run = _plan_run(model, plan, length, options)
-    with _progress_bar(run, enabled=options.progress) as on_block:
+    with progress_bar(run, enabled=options.progress) as on_block:
         tokens, scores, trace = run(prefix, RowStreams.from_seeds(seeds, device), on_block)
     ones = torch.ones(batch_size, dtype=torch.long, device=device)
     return GenerationResult(tokens, scores, trace, tuple(seeds), ones, ones * length)
@@ -116,7 +116,7 @@ def continue_plan(
     run = _plan_run(model, plan, length, options)
     streams = RowStreams.from_seeds(draft.seeds, draft.tokens.device)
     start = (draft.tokens, draft.scores, draft.trace)
-    with _progress_bar(run, enabled=options.progress, skip=done) as on_block:
+    with progress_bar(run, enabled=options.progress, skip=done) as on_block:
         tokens, scores, trace = run(draft.tokens[:, :prompt_length], streams, on_block, start)
     return GenerationResult(tokens, scores, trace, draft.seeds, draft.attempts, draft.lengths)
 
@@ -146,7 +146,7 @@ def regenerate_rows(
     streams = RowStreams.from_seeds(result.seeds, result.tokens.device).rows(rows)
     attempts = result.attempts.clone()
     run = _plan_run(model, plan, length, options)
-    with _progress_bar(run, enabled=options.progress, rows=len(rows)) as on_block:
+    with progress_bar(run, enabled=options.progress, rows=len(rows)) as on_block:
         again = run(prefix, streams.child(ATTEMPT, attempts[rows]), on_block)
     tokens, scores, trace = _merge(result.tokens, result.scores, result.trace, rows, again)
     attempts[rows] += 1
@@ -275,30 +275,3 @@ def _model_device(model: Denoiser) -> torch.device:
         for parameter in parameters():
             return parameter.device
     return torch.device("cpu")
-
-
-def _blocks_per_run(run: _PlanRun, skip: int = 0) -> int:
-    """Blocks (refinement windows for a windowed global stage) the run walks after ``skip`` stages."""
-    total = 0
-    for stage, window in list(zip(run.plan, run.windows, strict=True))[skip:]:
-        spans = stage_spans(stage.block_size, run.length)
-        total += (
-            len(window.refine_spans(run.length)) if window is not None and len(spans) == 1 else len(spans)
-        )
-    return total
-
-
-@contextlib.contextmanager
-def _progress_bar(
-    run: _PlanRun, *, enabled: bool, skip: int = 0, rows: int | None = None
-) -> Iterator[Callable[[], None] | None]:
-    """A tqdm bar over the blocks the run will walk (``skip``: stages already done), yielding its
-    ``update`` (None when disabled)."""
-    if not enabled:
-        yield None
-        return
-    from tqdm.auto import tqdm
-
-    desc = "blocks" if rows is None else f"blocks (redrawing {rows} rows)"
-    with tqdm(total=_blocks_per_run(run, skip), desc=desc, unit="block") as bar:
-        yield bar.update

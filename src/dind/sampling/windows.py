@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import attrs
+import torch
+from torch import Tensor
 
+from dind.sampling.refine_cache import ExactRefine, RefineCache
 from dind.validation import positive_int
 
 
@@ -121,3 +125,34 @@ def plan_windows(
             stacklevel=4,
         )
     return tuple(windows)
+
+
+def window_forward(
+    model: Any, tokens: Tensor, lo: int, start: int, end: int, refine: RefineCache | None
+) -> Callable[[], Any]:
+    """A refinement window: features of [start, end) from a full-attention forward over [lo, end)
+    (through the stage's refine cache, on a view of the live tokens)."""
+    inner = (refine if refine is not None else ExactRefine()).forward(model, tokens[:, lo:end])
+    offset = start - lo
+
+    def call() -> Any:
+        features = inner()
+        return features[:, offset:] if isinstance(features, Tensor) else _Offset(features, offset)
+
+    return call
+
+
+@attrs.frozen
+class _Offset:
+    """Features of a window read with masks of its last positions only (the first ``offset`` are
+    context): ``result[where]`` pads ``where`` on the left."""
+
+    features: Any
+    offset: int
+
+    def __getitem__(self, where: Tensor) -> Tensor:
+        padded = torch.zeros(
+            where.shape[0], self.offset + where.shape[1], dtype=torch.bool, device=where.device
+        )
+        padded[:, self.offset :] = where
+        return self.features[padded]
