@@ -23,19 +23,17 @@ Three rules hold here for every subcommand:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import math
 import os
 import pkgutil
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dind
+from dind.cli.signals import Terminated, sigterm_like_ctrl_c
 from dind.cli.support import positive_threads
 from dind.errors import ConfigError, DataFormatError, UserError
 
@@ -261,31 +259,8 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C would be: training saves and stops, sampling stops, scratch
-    files are removed, exactly as for Ctrl-C."""
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def _sigterm_like_ctrl_c() -> Iterator[None]:
-    """While a command runs, SIGTERM raises ``Terminated`` (a KeyboardInterrupt); the previous handler
-    is restored after. Only in the main thread (signal handlers can be set there only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    with _sigterm_like_ctrl_c():
+    with sigterm_like_ctrl_c():
         return _main(argv)
 
 
