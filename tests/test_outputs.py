@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dind.errors import OutputExistsError, UserError
-from dind.outputs import atomic_write, atomic_write_bytes, atomic_write_text, check_output
+from dind.errors import OutputExistsError, RunLockedError, UserError
+from dind.outputs import (
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output,
+    output_locks,
+)
 
 
 def _leftovers(directory: Path, name: str) -> list[str]:
@@ -20,10 +29,12 @@ def _leftovers(directory: Path, name: str) -> list[str]:
 
 def test_check_output_creates_parent_and_returns_resolved(tmp_path):
     target = tmp_path / "a" / "b" / "out.jsonl"
-    got = check_output(target, overwrite=False)
+    with output_locks():
+        got = check_output(target, overwrite=False)
+        assert _leftovers(target.parent, "out.jsonl") == [".out.jsonl.lock"]
     assert got == target.resolve()
     assert target.parent.is_dir() and not target.exists()
-    assert _leftovers(target.parent, "out.jsonl") == []  # the probe file is gone
+    assert _leftovers(target.parent, "out.jsonl") == []  # the probe file and the lock file are gone
 
 
 def test_check_output_refuses_existing_file_without_overwrite(tmp_path):
@@ -170,3 +181,86 @@ def test_special_files_are_refused_even_with_overwrite(tmp_path, kind):
         expected = "is an existing directory"
     with pytest.raises(UserError, match=f"must be a regular file path, but .* {expected}"):
         check_output(path, overwrite=True)
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from dind.outputs import check_output
+    check_output(sys.argv[1], overwrite=True)
+    print("locked", flush=True)
+    sys.stdin.read()  # hold the lock until told to go (or killed)
+    """
+)
+
+
+def _holder(target: Path) -> subprocess.Popen:
+    """Another process that has checked ``target`` (and so holds its lock) and is still writing."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "locked"
+    return process
+
+
+def test_a_second_writer_of_the_same_output_is_refused_until_the_first_ends(tmp_path):
+    target = tmp_path / "out.jsonl"
+    first = _holder(target)
+    try:
+        with pytest.raises(
+            RunLockedError, match=r"--out .*out.jsonl is being written by another dind process \(pid \d+ on "
+        ):
+            check_output(target, overwrite=True)
+        check_output(tmp_path / "other.jsonl", overwrite=True)  # other outputs are free
+    finally:
+        first.communicate("")  # the first writer finishes: its lock is released with the process
+    with output_locks():
+        assert check_output(target, overwrite=True) == target.resolve()
+
+
+def test_a_killed_writer_leaves_a_lock_file_that_blocks_nothing(tmp_path):
+    target = tmp_path / "out.jsonl"
+    first = _holder(target)
+    first.kill()  # SIGKILL: no clean-up runs
+    first.wait()
+    first.stdout.close()
+    first.stdin.close()
+    assert (tmp_path / ".out.jsonl.lock").exists()  # stale file, but no process holds its flock
+    with output_locks():
+        assert check_output(target, overwrite=False) == target.resolve()
+    assert not (tmp_path / ".out.jsonl.lock").exists()
+
+
+def test_one_process_may_check_its_own_output_twice(tmp_path):
+    with output_locks():
+        check_output(tmp_path / "out.jsonl", overwrite=False)
+        check_output(tmp_path / "out.jsonl", overwrite=False)  # e.g. a library call inside a command
+
+
+def test_dind_sample_refuses_an_out_that_another_process_is_writing(tmp_path):
+    """A real ``dind sample`` process whose --out another process holds (checked, still writing)
+    fails before sampling, in one line, and writes nothing."""
+    out = tmp_path / "samples.jsonl"
+    argv = [sys.executable, "-m", "dind", "sample", "--model", "micro", "--tokenizer", "bytes", "--plan", "4"]
+    argv += ["--length", "8", "--device", "cpu", "--no-progress", "--out", str(out), "--overwrite"]
+    first = _holder(out)  # holds the lock while the command starts, as a slower first run would
+    try:
+        result = subprocess.run(
+            argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
+    finally:
+        first.communicate("")
+    assert result.returncode == 1
+    assert "is being written by another dind process" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_output_locks_release_only_the_locks_taken_inside(tmp_path):
+    with output_locks():
+        check_output(tmp_path / "a.jsonl", overwrite=False)
+        with output_locks():
+            check_output(tmp_path / "b.jsonl", overwrite=False)
+        assert not (tmp_path / ".b.jsonl.lock").exists()
+        assert (tmp_path / ".a.jsonl.lock").exists()
+    assert not (tmp_path / ".a.jsonl.lock").exists()

@@ -22,7 +22,11 @@ class OutputExistsError(UserError, FileExistsError):
 
 
 class RunLockedError(UserError, RuntimeError):
-    """Another process holds the run directory's lock."""
+    """Another process holds the lock of a run directory or of an output file (it is writing it)."""
+
+
+class DiskFullError(UserError, OSError):
+    """The disk filled up while an output or a checkpoint was written (what was there before is intact)."""
 
 
 class NonFiniteError(UserError, FloatingPointError):

@@ -5,21 +5,27 @@ never computes for minutes and then fails (or silently overwrites earlier result
 ``atomic_write`` writes to a temporary file next to the target and renames it onto the target only
 when the write completed, so an interrupted run (Ctrl-C, an exception, a full disk) leaves either
 the old file or no file, never a partial one.
+``check_output`` also takes an exclusive ``fcntl.flock`` on ``.<name>.lock`` beside the target and
+holds it until ``output_locks()`` ends (the ``dind`` command's whole run) or the process exits, so
+two commands writing the same output at once cannot both succeed: the second stops before any work.
+The kernel drops the lock when its process dies, so a lock file a killed run leaves blocks nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
+import socket
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from dind.errors import OutputExistsError, UserError
+from dind.errors import DiskFullError, OutputExistsError, RunLockedError, UserError
 
 __all__ = [
     "CHECKSUMS_NAME",
@@ -28,6 +34,7 @@ __all__ = [
     "atomic_write_text",
     "check_output",
     "checksum_problem",
+    "output_locks",
     "record_checksums",
 ]
 
@@ -37,8 +44,9 @@ CHECKSUMS_NAME = "checksums.sha256"  # `sha256sum -c checksums.sha256` checks it
 def check_output(path: str | os.PathLike[str], *, overwrite: bool, option: str = "--out") -> Path:
     """Check that ``path`` can be written as a file; create its parent directory; return it resolved.
 
-    Raises ``OutputExistsError`` when ``path`` exists and ``overwrite`` is false, and ``UserError``
-    when it is a directory, or its parent cannot be created or written (probed with a real file).
+    Raises ``OutputExistsError`` when ``path`` exists and ``overwrite`` is false, ``UserError``
+    when it is a directory, or its parent cannot be created or written (probed with a real file),
+    and ``RunLockedError`` when another process is writing it (holds its lock, see ``output_locks``).
     """
     target = Path(path).expanduser()
     kind = _special_kind(target)
@@ -72,7 +80,69 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool, option: str =
         ) from error
     os.close(fd)
     os.unlink(probe)
-    return parent.resolve() / target.name  # not target.resolve(): a symlink is replaced, never followed
+    resolved = parent.resolve() / target.name  # not target.resolve(): a symlink is replaced, never followed
+    _lock(resolved, option)
+    return resolved
+
+
+_LOCKS: dict[Path, int] = {}  # output -> the open lock file this process holds
+
+
+def _lock_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.lock")
+
+
+def _lock(target: Path, option: str) -> None:
+    """Hold an exclusive flock on ``target``'s lock file (already held by this process: nothing to do)."""
+    if target in _LOCKS:
+        return
+    path = _lock_path(target)
+    for _ in range(10):  # the file may be unlinked by its holder between our open and our flock
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise UserError(
+                f"cannot create the lock file {path} of {option} {target}: {error.strerror}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "pid unknown"
+            os.close(fd)
+            raise RunLockedError(
+                f"{option} {target} is being written by another dind process ({holder}; lock {path.name}); "
+                "wait for it to finish or choose another path"
+            ) from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}"[:200].encode())
+            _LOCKS[target] = fd
+            return
+        os.close(fd)  # we locked a file its holder had just removed: take the new one
+    raise RunLockedError(f"{option} {target}: could not take its lock {path} (it keeps being replaced)")
+
+
+def release_output_locks(keep: frozenset[Path] = frozenset()) -> None:
+    """Release the output locks this process holds (except ``keep``) and remove their lock files."""
+    for target in [target for target in _LOCKS if target not in keep]:
+        fd = _LOCKS.pop(target)
+        with contextlib.suppress(OSError):  # unlinked while still locked: a waiter re-checks the inode
+            os.unlink(_lock_path(target))
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def output_locks() -> Iterator[None]:
+    """Output locks that ``check_output`` takes inside the block are released when it exits."""
+    held = frozenset(_LOCKS)
+    try:
+        yield
+    finally:
+        release_output_locks(keep=held)
 
 
 def _special_kind(target: Path) -> str | None:
@@ -96,7 +166,7 @@ def _special_kind(target: Path) -> str | None:
 
 def _disk_full(error: OSError, target: Path) -> Exception:
     if error.errno == errno.ENOSPC:
-        return UserError(f"disk full while writing {target}; free some space and run again")
+        return DiskFullError(f"disk full while writing {target}; free some space and run again")
     return error
 
 

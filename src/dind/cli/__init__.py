@@ -36,6 +36,7 @@ import dind
 from dind.cli.signals import Terminated, sigterm_like_ctrl_c
 from dind.cli.support import positive_threads
 from dind.errors import ConfigError, DataFormatError, UserError
+from dind.outputs import output_locks
 
 # subcommand -> (module with add_arguments/run, help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -260,7 +261,7 @@ def _command_in(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with sigterm_like_ctrl_c():
+    with sigterm_like_ctrl_c(), output_locks():  # outputs stay locked until the command ends
         return _main(argv)
 
 

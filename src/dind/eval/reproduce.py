@@ -244,7 +244,15 @@ def _score(judge: Any, rows: list[list[int]], tokenizer: Any, length: int, progr
 
 
 def run(config: ReproduceConfig, *, progress: bool = False) -> Report:
-    """Generate what is missing, score every sample with every judge, write the report and plots."""
+    """Generate what is missing, score every sample with every judge, write the report and plots.
+    The outputs stay locked until it returns: a second run writing to ``out`` at once is refused."""
+    from dind.outputs import output_locks
+
+    with output_locks():
+        return _run(config, progress=progress)
+
+
+def _run(config: ReproduceConfig, *, progress: bool) -> Report:
     from dind.eval.reproduce_report import write_report
     from dind.sampling.plan import StagePlan
 
