@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from dind.training.checkpointing import TRAIN_CONFIG, find_checkpoint
 from dind.training.config import TrainConfig, apply_overrides, load_plugins
-from dind.training.rundir import check_out_dir, run_dir_of
+from dind.training.rundir import RUN_CONFIG, check_out_dir, holds_run, nothing_saved, restartable, run_dir_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +54,13 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     if args.config is not None:
         return TrainConfig.from_file(args.config, overrides)
     if args.resume not in (None, "auto"):  # continue the run as it was configured
-        checkpoint = find_checkpoint(args.resume)
+        try:
+            checkpoint = find_checkpoint(args.resume)
+        except FileNotFoundError:  # a run none of whose saves finished starts again with its config
+            run = Path(args.resume)
+            if not (nothing_saved(run) and (run / RUN_CONFIG).is_file()):
+                raise
+            return TrainConfig.from_file(run / RUN_CONFIG, [f"out_dir={run}", *overrides])
         home = run_dir_of(checkpoint)  # a copied run continues in the copy, not its recorded out_dir
         if home is not None and args.out_dir is None:
             overrides.insert(0, f"out_dir={home}")
@@ -136,14 +143,15 @@ def schedule_note(saved: TrainConfig, current: TrainConfig, step: int) -> str | 
 
 
 def _resume_path(option: str | None, config: TrainConfig) -> str | None:
+    """The checkpoint to continue; None: none (no --resume, or out_dir has no finished save)."""
     if option is None:
         return None
-    if option != "auto":
-        return str(find_checkpoint(option))
     try:
-        return str(find_checkpoint(config.out_dir))
+        return str(find_checkpoint(config.out_dir if option == "auto" else option))
     except FileNotFoundError:
-        return None  # nothing to continue: start fresh (safe to always pass --resume in job scripts)
+        if option == "auto" or restartable(option, config.out_dir):
+            return None  # nothing to continue: start fresh (safe to always pass --resume in job scripts)
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,13 +160,23 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(config.to_yaml())
         return 0
     resume = _resume_path(args.resume, config)
-    check_out_dir(config.out_dir, resume_from=resume, overwrite=args.overwrite)  # before any work
-    trainer = config.build(overwrite=args.overwrite)
+    restarting = resume is None and args.resume is not None
+    leftovers = restarting and holds_run(config.out_dir)  # a run killed before its first save finished
+    check_out_dir(config.out_dir, resume_from=resume, overwrite=args.overwrite, restarting=restarting)
+    trainer = config.build(overwrite=args.overwrite)  # before any work, above
     if resume is not None:
         step = trainer.resume(resume)
         if trainer.context.is_main:
             _report_changes(resume, config, step)
             print(f"resumed from {resume} at step {step}", file=sys.stderr)
+    elif restarting:
+        trainer.resume(config.out_dir, missing_ok=True)
+        if leftovers and trainer.context.is_main:
+            print(
+                f"note: {config.out_dir} holds no finished checkpoint (its first save was interrupted): "
+                "starting from step 0; what the interrupted run wrote is replaced",
+                file=sys.stderr,
+            )
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:

@@ -9,11 +9,13 @@ Layout of ``<out_dir>/checkpoints/<name>/`` (name = "latest" or "step-0001000"):
 - checksums.sha256: the SHA-256 of the weights and of trainer_state.pt, checked when they are read.
 A checkpoint is built in a temporary directory and renamed into place; the previous one with the
 same name is moved aside first and removed after, so an interruption leaves a complete checkpoint
-(either the old one, or ``<name>.old`` which ``find_checkpoint`` also accepts).
+(either the old one, or ``<name>.old`` which ``find_checkpoint`` also accepts). A full disk stops
+the save with one line naming the step and the checkpoint that is still intact (``DiskFullError``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import shutil
@@ -26,7 +28,7 @@ from typing import Any
 
 import torch
 
-from dind.errors import UserError
+from dind.errors import DiskFullError, UserError
 from dind.outputs import checksum_problem, record_checksums
 
 TRAINER_STATE = "trainer_state.pt"
@@ -64,6 +66,34 @@ def atomic_directory(final: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` or an error it was raised from is ENOSPC (torch.save reports it as a
+    RuntimeError raised while handling the OSError; safetensors names it in its message)."""
+    for _ in range(8):
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+        if error is None:
+            return False
+    return False
+
+
+@contextmanager
+def disk_full_named(step: object, target: Path, intact: str) -> Iterator[None]:
+    """A full disk inside the block becomes a DiskFullError: saving ``step`` to ``target``, ``intact``."""
+    try:
+        yield
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        raise DiskFullError(
+            f"no space left on device while saving step {step} to {target} (its partial copy was "
+            f"removed); {intact}: free some space, then continue with --resume"
+        ) from error
+
+
 def write_checkpoint(
     directory: str | os.PathLike[str],
     *,
@@ -71,23 +101,32 @@ def write_checkpoint(
     trainer_state: dict[str, Any],
     config_yaml: str | None,
     periodic: str | os.PathLike[str] | None = None,
+    intact_step: int | None = None,
 ) -> Path:
     """Write ``export_model`` (already holding the weights to publish: the EMA) in BD3-LM format
     with the trainer state next to it, atomically; ``config_yaml`` (None: a run built from objects,
-    no config to record) goes to train_config.yaml; ``periodic``: also copy it there (kept)."""
+    no config to record) goes to train_config.yaml; ``periodic``: also copy it there (kept).
+    ``intact_step``: the step ``directory`` holds now (None: none of this run), which a full disk's
+    ``DiskFullError`` names as still intact."""
     from dind.models.checkpoint import save_pretrained  # here: reading checkpoints needs no models
 
-    with atomic_directory(directory) as staged:
+    directory, step = Path(directory), trainer_state.get("step")
+    held = "no checkpoint of this run is complete yet"
+    if intact_step is not None:
+        held = f"the last intact checkpoint is {directory}, step {intact_step}"
+    with disk_full_named(step, directory, held), atomic_directory(directory) as staged:
         save_pretrained(export_model, staged)
         staged.mkdir(parents=True, exist_ok=True)
-        torch.save(trainer_state, staged / TRAINER_STATE)
+        with open(staged / TRAINER_STATE, "wb") as handle:  # a file object: ENOSPC stays an OSError
+            torch.save(trainer_state, handle)
         record_checksums(staged, [TRAINER_STATE])  # beside the weights' own entries
         if config_yaml is not None:
             (staged / TRAIN_CONFIG).write_text(config_yaml)
     if periodic is not None:
-        with atomic_directory(periodic) as staged:
+        held = f"the last intact checkpoint is {directory}, step {step}"
+        with disk_full_named(step, Path(periodic), held), atomic_directory(periodic) as staged:
             shutil.copytree(directory, staged)
-    return Path(directory)
+    return directory
 
 
 def find_checkpoint(path: str | os.PathLike[str]) -> Path:

@@ -5,7 +5,9 @@
 - ``RunLock``: an exclusive ``fcntl.flock`` on ``<out_dir>/.lock`` (released by the kernel when the
   process dies, so a killed run never leaves a stale lock);
 - ``tidy``: removes the scratch directories a killed checkpoint save leaves, and drops metrics
-  records past the step a resumed run continues from (each step is then logged once).
+  records past the step a resumed run continues from (each step is then logged once);
+- ``restartable``: a resumed run whose every save was killed (none finished) starts again from
+  step 0, replacing what it wrote, instead of being refused as "already holds a run".
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dind.errors import OutputExistsError, RunLockedError
+from dind.training.checkpointing import TRAINER_STATE
 
 LOCK = ".lock"
+RUN_CONFIG = "config.yaml"  # the run's TrainConfig, written when it opens (before any save)
 # what a run writes (tensorboard, wandb: the loggers' directories); --overwrite removes them all
-RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoints", "tensorboard", "wandb")
+RUN_FILES = (RUN_CONFIG, "metrics.jsonl", "checkpoints", "tensorboard", "wandb")
 
 
 def holds_run(out_dir: str | os.PathLike[str]) -> bool:
@@ -36,12 +40,35 @@ def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path | None:
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
 
 
+def nothing_saved(out_dir: str | os.PathLike[str]) -> bool:
+    """Whether no checkpoint in ``out_dir`` is complete: none was saved, or every save was killed
+    (``checkpoints/.<name>.tmp-*`` scratch is not a checkpoint)."""
+    root = Path(out_dir) / "checkpoints"
+    return not root.is_dir() or not any((entry / TRAINER_STATE).is_file() for entry in root.iterdir())
+
+
+def restartable(path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> bool:
+    """Whether resuming ``path`` means starting ``out_dir``'s run again from step 0: it is that
+    run directory and none of its saves finished (e.g. killed during the first one)."""
+    return Path(path).resolve() == Path(out_dir).resolve() and nothing_saved(out_dir)
+
+
 def check_out_dir(
-    out_dir: str | os.PathLike[str], *, resume_from: str | os.PathLike[str] | None, overwrite: bool
+    out_dir: str | os.PathLike[str],
+    *,
+    resume_from: str | os.PathLike[str] | None,
+    overwrite: bool,
+    restarting: bool = False,
 ) -> None:
-    """Raise OutputExistsError unless writing to ``out_dir`` destroys nothing unasked."""
-    if overwrite or not holds_run(out_dir):
+    """Raise OutputExistsError unless writing to ``out_dir`` destroys nothing unasked;
+    ``restarting``: a resume was asked for and nothing was saved (``restartable``)."""
+    if overwrite or not holds_run(out_dir) or (restarting and nothing_saved(out_dir)):
         return
+    if resume_from is None and restarting:
+        raise OutputExistsError(
+            f"out_dir {out_dir} holds checkpoints but no checkpoints/latest; pass --resume with one of "
+            "its checkpoint directories, --overwrite to replace the run, or choose another out_dir"
+        )
     if resume_from is None:
         raise OutputExistsError(
             f"out_dir {out_dir} already holds a run; pass --resume to continue it, --overwrite to "
@@ -131,17 +158,19 @@ def opened_run(
     overwrite: bool,
     step: int,
     config_yaml: str | None,
+    restarting: bool = False,
 ) -> Iterator[None]:
     """Hold ``out_dir`` for a run: lock it, refuse to destroy another run, tidy what a killed run
-    left, record ``config_yaml`` (if any) as config.yaml."""
+    left (``restarting``: all it wrote, since none of its saves finished), record ``config_yaml``
+    (if any) as config.yaml."""
     out_dir = Path(out_dir)
     with RunLock(out_dir):
-        check_out_dir(out_dir, resume_from=resumed_from, overwrite=overwrite)
-        if resumed_from is None and overwrite:
+        check_out_dir(out_dir, resume_from=resumed_from, overwrite=overwrite, restarting=restarting)
+        if resumed_from is None and (overwrite or restarting):
             clear_run(out_dir)
         remove_scratch(out_dir)
         if resumed_from is not None:
             truncate_metrics(metrics_path, step)
         if config_yaml is not None:
-            (out_dir / "config.yaml").write_text(config_yaml)
+            (out_dir / RUN_CONFIG).write_text(config_yaml)
         yield

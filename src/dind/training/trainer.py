@@ -19,7 +19,7 @@ import copy
 import math
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +27,16 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-import dind.training.checkpointing as ckpt
-import dind.training.rundir as rundir
+import dind.training.run_files as run_files
 import dind.training.state as checkpoint_state
 from dind.registry import Registry
-from dind.training.block_sizes import check_divides
 from dind.training.data import TrainingData
 from dind.training.distributed import DistributedContext, init_distributed, unwrap
 from dind.training.ema import ExponentialMovingAverage
 from dind.training.evaluation import Validation, eval_record, variance_record
-from dind.training.loggers import build_loggers, opened_sinks
+from dind.training.loggers import build_loggers
 from dind.training.metrics import MetricsLog, Throughput, announce, progress_bar, train_record
 from dind.training.objective import Objective
-from dind.training.optim import peak_warning
 from dind.training.settings import RecordedConfig, TrainSettings
 from dind.training.step import accumulate_gradients, clip_gradients, non_finite_error
 from dind.training.variance import sampling_interval, set_sampling_interval
@@ -72,14 +69,10 @@ class Trainer:
         **settings: Any,
     ):
         self.settings = settings = TrainSettings.from_keywords(settings, caller="Trainer")
-        check_components(model, objective, optimizer, scheduler)
-        if not isinstance(data, TrainingData):
-            raise TypeError(f"data must be a dind.training.TrainingData (got {type(data).__name__})")
-        check_divides(objective.block_sizes, data.length)
-        if data.validation is None and (settings.eval_every is not None or settings.variance.enabled):
-            raise ValueError("data.validation must be given when eval_every or variance.enabled is set")
+        check_components(model, objective, optimizer, scheduler, data=data, settings=settings)
         self.config, self.overwrite = config, overwrite
         self.resumed_from: Path | None = None
+        self.restarting = False  # resume(missing_ok=True) of a run none of whose saves finished
         self.saved_step: int | None = None  # the step the last completed save holds
         self.context = context or init_distributed("none", "auto")
         self.model, self.objective, self.data = model, objective, data
@@ -95,10 +88,16 @@ class Trainer:
             self.ema = ExponentialMovingAverage(unwrap(self.forward), settings.ema_decay)
         self.autocast = autocast_dtype(settings.precision, self.context.device)
         self.validation = Validation(
-            self.forward if fsdp else unwrap(self.forward), objective, data.validation,  # FSDP: hooks
-            rows=self.micro_batch, batches=settings.eval_batches, seed=settings.seed,
-            variance=settings.variance, mask_id=model.mask_id, context=self.context,
-        )  # fmt: skip
+            self.forward if fsdp else unwrap(self.forward),  # FSDP: the wrapper's hooks gather weights
+            objective,
+            data.validation,
+            rows=self.micro_batch,
+            batches=settings.eval_batches,
+            seed=settings.seed,
+            variance=settings.variance,
+            mask_id=model.mask_id,
+            context=self.context,
+        )
         self.step, self.tokens_seen = 0, 0
         self.out_dir = Path(settings.out_dir)
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.context.is_main)
@@ -109,14 +108,9 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.context.device.type, dtype=self.autocast)
 
-    @contextmanager
-    def ema_weights(self) -> Iterator[None]:
-        """The EMA weights in the model for the duration (evaluation, export)."""
-        if self.ema is None:
-            yield
-            return
-        with self.ema.swapped_into(unwrap(self.forward)):
-            yield
+    def ema_weights(self) -> Any:
+        """A context manager: the EMA weights in the model for the duration (evaluation, export)."""
+        return nullcontext() if self.ema is None else self.ema.swapped_into(unwrap(self.forward))
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns its (global) metrics."""
@@ -127,9 +121,15 @@ class Trainer:
             clean, mask_id=self.model.mask_id, low=low, high=high, generator=self.generator
         )
         totals = accumulate_gradients(
-            self.forward, self.objective, draw, context=self.context, rows=self.micro_batch,
-            accumulation=self.accumulation, mask_id=self.model.mask_id, autocast=self.autocast_context,
-        )  # fmt: skip
+            self.forward,
+            self.objective,
+            draw,
+            context=self.context,
+            rows=self.micro_batch,
+            accumulation=self.accumulation,
+            mask_id=self.model.mask_id,
+            autocast=self.autocast_context,
+        )
         grad_norm = clip_gradients(self.forward.parameters(), self.settings.grad_clip)
         local_loss = float(totals[0] / totals[1])
         totals = self.context.all_reduce_sum(totals)
@@ -154,24 +154,15 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train to ``steps``; saves on the cadence, at the end and on KeyboardInterrupt."""
-        config, main = self.settings, self.context.is_main
+        config = self.settings
         if self.scheduler.last_epoch != self.step:
             raise ValueError(
                 f"scheduler must be at the trainer's step (got last_epoch {self.scheduler.last_epoch}, "
                 f"step {self.step}); do not step it outside the Trainer"
             )
-        with ExitStack() as stack:
-            if main:
-                config_yaml = None if self.config is None else self.config.to_yaml()
-                stack.enter_context(rundir.opened_run(
-                    self.out_dir, self.metrics.path, resumed_from=self.resumed_from, overwrite=self.overwrite,
-                    step=self.step, config_yaml=config_yaml,
-                ))  # fmt: skip
-                sinks = opened_sinks(self.loggers, self.out_dir, step=self.step, config_yaml=config_yaml)
-                stack.enter_context(self.metrics.attached(sinks))
-                announce(peak_warning(self.scheduler, config.steps))
+        with run_files.opened(self):  # the main process's run directory, metric sinks, warnings
             self.context.barrier()
-            bar = progress_bar(config.steps, self.step, enabled=main and config.progress)
+            bar = progress_bar(config.steps, self.step, enabled=self.context.is_main and config.progress)
             try:
                 return self._fit(bar)
             finally:
@@ -197,10 +188,10 @@ class Trainer:
                 window.append(metrics)
                 bar.update(1)
                 if self.step % config.log_every == 0 or self.step == config.steps:
+                    elapsed, interval = time.perf_counter() - started, sampling_interval(self.model)
                     record = train_record(
-                        window, self.step, self.tokens_seen, sampling_interval(self.model),
-                        throughput.rate(), time.perf_counter() - started,
-                    )  # fmt: skip
+                        window, self.step, self.tokens_seen, interval, throughput.rate(), elapsed
+                    )
                     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
                     self.metrics.write(record)
                     window = []
@@ -280,28 +271,12 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.tokens_seen = checkpoint_state.load_training_state(state, **self._parts())
 
-    def resume(self, path: str | Path) -> int:
-        """Continue from a checkpoint directory or a run's out_dir; returns the step reached."""
-        checkpoint = ckpt.find_checkpoint(path)
-        self.load_state_dict(ckpt.read_trainer_state(checkpoint))
-        self.resumed_from = checkpoint
-        if rundir.run_dir_of(checkpoint) == self.out_dir.resolve():
-            self.saved_step = self.step
-        return self.step
+    def resume(self, path: str | Path, *, missing_ok: bool = False) -> int:
+        """Continue from a checkpoint directory or a run's out_dir; returns the step reached.
+        ``missing_ok``: when ``path`` is this run's out_dir and none of its saves finished (killed
+        during the first), start again from step 0, replacing what it wrote, and return 0."""
+        return run_files.resume(self, path, missing_ok=missing_ok)
 
     def save(self, *, periodic: bool = False) -> None:
         """Write ``checkpoints/latest`` (and ``checkpoints/step-N`` when ``periodic``) atomically."""
-        state = self.state_dict()
-        root = ckpt.checkpoint_root(self.out_dir)
-        parts = {"forward": self.forward, "model": self.model, "ema": self.ema, "context": self.context}
-        with checkpoint_state.exported_model(**parts, export_model=self.export_model) as export:
-            if self.context.is_main:
-                ckpt.write_checkpoint(
-                    root / ckpt.LATEST,
-                    export_model=export,
-                    trainer_state=state,
-                    config_yaml=None if self.config is None else self.config.to_yaml(),
-                    periodic=root / ckpt.periodic_name(self.step) if periodic else None,
-                )
-                self.saved_step = self.step
-        self.context.barrier()
+        run_files.save(self, periodic=periodic)

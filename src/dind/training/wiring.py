@@ -9,6 +9,8 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from dind.training.activation_checkpointing import enable_activation_checkpointing
+from dind.training.block_sizes import check_divides
+from dind.training.data import TrainingData
 from dind.training.objective import Objective
 
 
@@ -28,7 +30,10 @@ def rebind_sharded(optimizer: torch.optim.Optimizer, names: dict[int, str], mode
         group["params"] = [current[names[id(parameter)]] for parameter in group["params"]]
 
 
-def check_components(model: nn.Module, objective: Any, optimizer: Any, scheduler: Any) -> None:
+def check_components(
+    model: nn.Module, objective: Any, optimizer: Any, scheduler: Any, *, data: Any, settings: Any
+) -> None:
+    """The Trainer's arguments fit together (``data``: its TrainingData, ``settings``: TrainSettings)."""
     if not isinstance(objective, Objective):
         raise TypeError(f"objective must be a dind.training.Objective (got {type(objective).__name__})")
     if not isinstance(optimizer, torch.optim.Optimizer):
@@ -42,6 +47,11 @@ def check_components(model: nn.Module, objective: Any, optimizer: Any, scheduler
     foreign = sum(id(p) not in mine for group in optimizer.param_groups for p in group["params"])
     if foreign:
         raise ValueError(f"optimizer must hold the model's parameters only (got {foreign} other tensors)")
+    if not isinstance(data, TrainingData):
+        raise TypeError(f"data must be a dind.training.TrainingData (got {type(data).__name__})")
+    check_divides(objective.block_sizes, data.length)
+    if data.validation is None and (settings.eval_every is not None or settings.variance.enabled):
+        raise ValueError("data.validation must be given when eval_every or variance.enabled is set")
 
 
 def place_model(model: nn.Module, optimizer: torch.optim.Optimizer, context: Any, settings: Any) -> nn.Module:
