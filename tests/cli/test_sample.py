@@ -193,3 +193,29 @@ def test_model_errors_from_dind_load_name_the_option(tmp_path, capsys):
     assert (
         "dind demo: error: --model must name a model (got 'judge-kn-shakespeare'" in capsys.readouterr().err
     )
+
+
+def test_variable_length_records_where_and_why_each_sample_stopped(tmp_path):
+    out = tmp_path / "samples.jsonl"
+    argv = ["--model", "micro", "--plan", "4 -> L@0.5", "--length", "64", "--batch-size", "4", "--seed", "2",
+            "--variable-length", "--stop-window", "16", "--stop-min-entropy", "3.3", "--out", str(out),
+            "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {record["stop"] for record in records} <= {"length", "eos", "low_entropy"}
+    assert any(record["stop"] != "length" for record in records)  # 3.3 nats over 16 bytes stops most
+    for record in records:
+        assert record["length"] == len(record["tokens"]) <= 64
+        assert (record["length"] == 64) == (record["stop"] == "length") or record["stop"] == "eos"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--variable-length", "--reject-low-entropy"], "exclude each other"),
+     (["--stop-min-entropy", "-1"], "--stop-min-entropy"), (["--stop-window", "0"], "--stop-window")],
+)  # fmt: skip
+def test_variable_length_options_are_checked(tmp_path, capsys, extra, message):
+    argv = ["--model", "micro", "--length", "16", "--out", str(tmp_path / "s.jsonl"), "--no-progress", *extra]
+    with pytest.raises((SystemExit, Exception)) as caught:
+        main(argv)
+    assert message in str(caught.value) + capsys.readouterr().err

@@ -11,6 +11,7 @@ import attrs
 
 from dind.cli.support import (
     load_model,
+    nonnegative_float,
     positive_float,
     positive_int,
     resolve_device,
@@ -80,7 +81,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reject-low-entropy",
         action="store_true",
-        help="BD3-LM's degenerate-sample rejection (flatters Gen PPL; off by default)",
+        help="BD3-LM's degenerate-sample rejection: redraw a sample whose last --stop-window tokens have a "
+        "unigram entropy below --stop-min-entropy (flatters Gen PPL; off by default)",
+    )
+    parser.add_argument(
+        "--variable-length",
+        action="store_true",
+        help="BD3-LM's variable-length sampling: each sample's draft (stage 1) stops at its first EOS, or "
+        "drops its last --stop-window tokens and stops when their unigram entropy is below "
+        "--stop-min-entropy; later stages refine each sample at its own length; every line of --out "
+        "records the sample's length and why it stopped (length, eos or low_entropy)",
+    )
+    parser.add_argument(
+        "--stop-window",
+        type=positive_int,
+        default=256,
+        help="tokens whose unigram entropy --variable-length and --reject-low-entropy check (default: 256)",
+    )
+    parser.add_argument(
+        "--stop-min-entropy",
+        type=nonnegative_float,
+        default=None,
+        help="nats (default: BD3-LM's 4.0 for GPT-2 tokens; 2.5 for the byte tokenizer, whose natural "
+        "text of 256 bytes measures 2.8-3.5 nats; 0 turns the entropy rule off)",
     )
     parser.add_argument("--out", type=Path, default=Path("samples.jsonl"), help="JSON Lines output")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -130,13 +153,22 @@ def run(args: argparse.Namespace) -> int:
     from dind.eval.rejection import redraw_low_entropy
     from dind.models import DECODE_STEPS
     from dind.sampling import CONFIDENCE_TRACKERS, UNMASKING_RULES, GenerateOptions, generate, truncate_at_eos
+    from dind.sampling.stopping import VariableLength, default_min_entropy
 
     step_mode = step_mode_name(args)
+    if args.variable_length and args.reject_low_entropy:
+        raise ConfigError(
+            "--variable-length and --reject-low-entropy exclude each other (variable-length sampling "
+            "already stops a sample whose tail has a low entropy, and keeps it shorter)"
+        )
     out = check_output(args.out, overwrite=args.overwrite)  # before any sampling
     device = resolve_device(args.device)
     model = load_model(args.model, device)
-    _, tokenizer = resolve_tokenizer(args.tokenizer, model)
+    tokenizer_name, tokenizer = resolve_tokenizer(args.tokenizer, model)
     plan = build_plan(args, model)
+    min_entropy = args.stop_min_entropy
+    min_entropy = default_min_entropy(tokenizer_name) if min_entropy is None else min_entropy
+    stop = VariableLength(tokenizer.eos_id, args.stop_window, min_entropy) if args.variable_length else None
     options = GenerateOptions(
         tracker=CONFIDENCE_TRACKERS.build(args.tracker),
         unmasking=UNMASKING_RULES.build(args.unmasking),
@@ -144,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         bos_id=tokenizer.eos_id if args.bos else None,
         device=device,
         progress=args.progress,
+        stop=stop,
     )
     prompt = tokenizer.encode(args.prompt) if args.prompt else None
     length = args.length if args.length is not None else getattr(model, "model_length", 1024)
@@ -157,7 +190,9 @@ def run(args: argparse.Namespace) -> int:
         options=options,
     )
     if args.reject_low_entropy:
-        result = redraw_low_entropy(model, plan, result, options=options)
+        result = redraw_low_entropy(
+            model, plan, result, options=options, window=args.stop_window, min_entropy=min_entropy
+        )
     if args.stop_at_eos:
         result = truncate_at_eos(result, tokenizer.eos_id)
     records = sample_records(result, tokenizer.decode, step_mode=step_mode)
@@ -181,6 +216,7 @@ def sample_records(result: Any, decode: Any, *, step_mode: str = "dynamic") -> l
             stages.append(summary)
         records.append({
             "text": decode(tokens[:length]), "tokens": tokens[:length], "seed": result.seeds[row],
+            "length": length, "stop": result.stops[row],
             "step_mode": step_mode, "attempts": int(result.attempts[row]), "nfe": int(result.nfe[row]),
             "scorer_nfe": int(result.scorer_nfe[row]), "stages": stages,
         })  # fmt: skip

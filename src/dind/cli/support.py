@@ -49,6 +49,17 @@ def positive_float(text: str) -> float:
 positive_float.__name__ = "positive number"
 
 
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
+nonnegative_float.__name__ = "number >= 0"
+
+
 def top_p_float(text: str) -> float:
     """argparse type: a number in (0, 1]."""
     value = float(text)

@@ -11,8 +11,9 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-import torch
-from torch import Tensor
+from dind.sampling.stopping import batch_unigram_entropy
+
+__all__ = ["batch_unigram_entropy", "ngrams", "repeated_ngram_rate", "text_stats", "unigram_entropy"]
 
 
 def unigram_entropy(ids: Sequence[int]) -> float:
@@ -22,26 +23,6 @@ def unigram_entropy(ids: Sequence[int]) -> float:
     if total == 0:
         return 0.0
     return -sum(c / total * math.log(c / total) for c in counts.values())
-
-
-def batch_unigram_entropy(tokens: Tensor) -> Tensor:
-    """(batch, length) long -> (batch,) float64 entropy in nats of each row's token histogram.
-
-    Vectorised over the batch: rows are sorted, runs of equal ids give the counts.
-    """
-    if tokens.dim() != 2:
-        raise ValueError(f"tokens must have shape (batch, length) (got {tuple(tokens.shape)})")
-    batch, length = tokens.shape
-    if length == 0:
-        return torch.zeros(batch, dtype=torch.float64)
-    ordered, _ = torch.sort(tokens, dim=1)
-    run_start = torch.ones_like(ordered, dtype=torch.bool)
-    run_start[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    run_id = torch.cumsum(run_start.long(), dim=1) - 1
-    counts = torch.zeros(batch, length, dtype=torch.float64)
-    counts.scatter_add_(1, run_id, torch.ones(batch, length, dtype=torch.float64))
-    probabilities = counts / length
-    return -(probabilities * torch.log(probabilities.clamp_min(1e-300))).sum(dim=1)
 
 
 def ngrams(ids: Sequence[int], n: int) -> list[tuple[int, ...]]:

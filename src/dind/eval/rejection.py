@@ -14,10 +14,11 @@ from dind.models.protocol import Denoiser
 from dind.sampling.multistage import regenerate_rows
 from dind.sampling.options import GenerateOptions
 from dind.sampling.plan import StagePlan
+from dind.sampling.stopping import BD3LM_MIN_ENTROPY, ENTROPY_WINDOW
 from dind.sampling.trace import GenerationResult
 
-REJECTION_WINDOW = 256
-REJECTION_MIN_ENTROPY = 4.0
+REJECTION_WINDOW = ENTROPY_WINDOW
+REJECTION_MIN_ENTROPY = BD3LM_MIN_ENTROPY
 
 
 def low_entropy_rows(
@@ -41,15 +42,20 @@ def redraw_low_entropy(
     *,
     options: GenerateOptions | None = None,
     max_retries: int = 10,
+    window: int = REJECTION_WINDOW,
+    min_entropy: float = REJECTION_MIN_ENTROPY,
 ) -> GenerationResult:
     """``result`` with its ``low_entropy_rows`` drawn again, at most ``max_retries`` times each
     (``dind.sampling.regenerate_rows``: attempt k of a row uses its own sub-stream, so each draw
     differs); ``result.attempts`` counts the draws. ``result``: a ``generate`` result of ``plan``
-    with the same ``model`` and ``options``, before any EOS truncation."""
+    with the same ``model`` and ``options``, before any EOS truncation. ``window`` / ``min_entropy``:
+    the rule of ``low_entropy_rows`` (BD3-LM's 256 / 4.0 nats suit GPT-2 tokens; byte text needs a
+    lower threshold: ``dind.sampling.stopping.default_min_entropy``)."""
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"max_retries must be an integer >= 0 (got {max_retries!r})")
     for _ in range(max_retries):
-        redo = low_entropy_rows(result.tokens).nonzero().flatten().tolist()
+        low = low_entropy_rows(result.tokens, window=window, min_entropy=min_entropy)
+        redo = low.nonzero().flatten().tolist()
         if not redo:
             break
         result = regenerate_rows(model, plan, result, redo, options=options)

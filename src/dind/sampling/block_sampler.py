@@ -46,6 +46,7 @@ from dind.sampling.confidence import ConfidenceTracker, record_reveals
 from dind.sampling.nfe import CountingDenoiser
 from dind.sampling.proposal import ProposalOptions
 from dind.sampling.refine_cache import RefineCache
+from dind.sampling.stopping import StopState
 from dind.sampling.unmasking.base import UnmaskingRule
 from dind.sampling.windows import Window, window_forward
 
@@ -66,7 +67,9 @@ def stage_spans(block_size: int | None, length: int) -> tuple[Span, ...]:
     """The blocks of a stage: aligned at multiples of ``block_size``; one span when global."""
     if block_size is None or block_size >= length:
         return ((0, length),)
-    return FixedPartitioner(block_size).spans(length)
+    # short_last: only a variable-length sample's later stages meet it (``StagePlan.validate``
+    # refuses a block size that does not divide the full length)
+    return FixedPartitioner(block_size, ragged="short_last").spans(length)
 
 
 def sample_stage(
@@ -86,6 +89,7 @@ def sample_stage(
     stage_index: int | None = None,
     refine: RefineCache | None = None,
     window: Window | None = None,
+    stop: StopState | None = None,
 ) -> StageOutcome:
     """Fill every MASK of ``tokens`` (batch, length) with blocks of ``block_size`` (None = global).
 
@@ -97,6 +101,8 @@ def sample_stage(
     ``refine``: how a global stage reuses work across its steps (``dind.sampling.refine_cache``;
     None: exact, a full forward every step; refused for a stage with several blocks).
     ``window``: the stage's attention window (None: the whole sequence; ``dind.sampling.windows``).
+    ``stop``: variable-length sampling (``dind.sampling.stopping``): checked after each block; a row
+    that stops is padded in place, and the stage ends once every row has stopped.
     ``on_block`` is called after each block (progress bars). ``stage_index`` (1-based) only names
     the stage in errors: NaN or +inf logits, or a position whose logits are all -inf, raise
     ``NonFiniteError`` naming the stage, the block and the number of bad values.
@@ -126,6 +132,8 @@ def sample_stage(
             nfe += _fill_block(context, forward, tokens, scores, start, end, index)
             if on_block is not None:
                 on_block()
+            if stop is not None and stop.after_block(tokens, end):
+                break
         return StageOutcome(tokens, scores, nfe, counting.forward_passes, counting.model_time_s)
     capacity = length if window is None else min(window.context, length)  # the cache holds the window
     cache = counting.new_cache(batch, capacity) if use_cache and len(spans) > 1 else None
@@ -139,10 +147,12 @@ def sample_stage(
             lo = 0 if window is None else window.block_start(end)
             forward = _block_forward(counting, tokens, start, end, block_size, single=len(spans) == 1, lo=lo)
         nfe += _fill_block(context, forward, tokens, scores, start, end, index)
-        if appends is not None and index < len(spans) - 1:
-            appends.finished(start, end)
         if on_block is not None:
             on_block()
+        if stop is not None and stop.after_block(tokens, end):
+            break
+        if appends is not None and index < len(spans) - 1:
+            appends.finished(start, end)
     return StageOutcome(tokens, scores, nfe, counting.forward_passes, counting.model_time_s)
 
 
@@ -163,6 +173,7 @@ class _Appends:
     window: Window | None = None
     origin: int = 0  # the sequence position at cache position 0
     pending: tuple[int, int] | None = None
+    width: int = 0  # the width of the finished blocks
 
     @property
     def fuses(self) -> bool:
@@ -174,6 +185,8 @@ class _Appends:
             self._move(self.window.block_start(end), start, end)
 
         def call() -> Tensor:
+            if self.pending is not None and (self.pending[1] - self.pending[0]) % (end - start):
+                self._flush()  # a shorter last block (a variable-length row): append on their own
             if self.pending is None:
                 return cached(self.tokens[:, start:end], cache=self.cache, start=start - self.origin)
             (first, last), self.pending = self.pending, None
@@ -193,7 +206,15 @@ class _Appends:
         for first in range(lo, start, width):
             self.finished(first, first + width)
 
+    def _flush(self) -> None:
+        (first, last), self.pending = self.pending, None
+        for begin in range(first, last, self.width):
+            stop = begin + self.width
+            block = self.tokens[:, begin:stop]
+            self.model.append_to_cache(block, cache=self.cache, start=begin - self.origin)
+
     def finished(self, start: int, end: int) -> None:
+        self.width = end - start
         if not self.fuses:
             self.model.append_to_cache(self.tokens[:, start:end], cache=self.cache, start=start - self.origin)
         else:  # a block with nothing masked made no forward: its positions join the queue

@@ -11,8 +11,12 @@ everything else is here, each a component object or a plain value:
 - ``device``: where to sample (default: the model's); ``progress``: a progress bar over blocks;
 - ``context``: the attention window of stages that set none (default None: the model's
   ``model_length``; ``dind.sampling.windows``): a length beyond it is sampled in windows.
+- ``stop``: variable-length sampling (default None: every sample has the full length);
+  ``VariableLength(eos_id=...)`` stops each row of the first stage at EOS or on low entropy, as
+  BD3-LM's ``var_length`` (``dind.sampling.stopping``); ``result.lengths`` / ``result.stops`` say
+  where and why.
 
-What happens to finished samples is a function over the result, not an option:
+What happens to samples the sampler did not stop is a function over the result:
 ``dind.sampling.truncate_at_eos(result, eos_id)`` (BD3-LM's stop at EOS) and
 ``dind.eval.redraw_low_entropy(model, plan, result, ...)`` (BD3-LM's degenerate-sample rejection).
 """
@@ -28,6 +32,7 @@ import torch
 from dind.models.protocol import DecodeStep
 from dind.models.steps import DynamicStep
 from dind.sampling.confidence import ConfidenceTracker, SnapshotConfidence
+from dind.sampling.stopping import VariableLength
 from dind.sampling.unmasking import FirstHitting, UnmaskingRule
 from dind.validation import optional_positive_int
 
@@ -76,6 +81,9 @@ class GenerateOptions:
     device: torch.device | None = attrs.field(default=None, converter=_device)
     progress: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     context: int | None = attrs.field(default=None, validator=optional_positive_int)
+    stop: VariableLength | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(VariableLength))
+    )
 
     def evolve(self, **changes: Any) -> GenerateOptions:
         """A copy with ``changes`` applied (and checked)."""

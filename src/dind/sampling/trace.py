@@ -52,6 +52,39 @@ class StageTrace:
     model_time_s: float
     scorer_nfe: Tensor
 
+    @classmethod
+    def unrun(cls, block_size: int | None, remask_ratio: float, tokens: Tensor, scores: Tensor) -> StageTrace:
+        """A stage no row has run yet: nothing remasked, ``tokens`` / ``scores`` as they are, no forwards."""
+        zeros = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
+        remasked = torch.zeros_like(tokens, dtype=torch.bool)
+        return cls(
+            block_size, remask_ratio, remasked, tokens.clone(), scores.clone(), zeros, 0, 0.0, 0.0, zeros
+        )
+
+    def rows(self, rows: list[int], length: int) -> StageTrace:
+        """This stage for ``rows`` and their first ``length`` positions."""
+        cut = {name: getattr(self, name)[rows, :length] for name in ("remasked", "tokens", "scores")}
+        return attrs.evolve(self, nfe=self.nfe[rows], scorer_nfe=self.scorer_nfe[rows], **cut)
+
+    def with_rows(self, part: StageTrace, rows: list[int]) -> StageTrace:
+        """This stage with ``part`` (of ``rows``, their first ``part``'s length positions) written
+        in; raw forward counts and times add up."""
+        fields = {}
+        for name in ("remasked", "tokens", "scores", "nfe", "scorer_nfe"):
+            value, new = getattr(self, name).clone(), getattr(part, name)
+            if new.dim() == 2:
+                value[rows, : new.shape[1]] = new
+            else:
+                value[rows] = new
+            fields[name] = value
+        return attrs.evolve(
+            self,
+            forward_passes=self.forward_passes + part.forward_passes,
+            wall_time_s=self.wall_time_s + part.wall_time_s,
+            model_time_s=self.model_time_s + part.model_time_s,
+            **fields,
+        )
+
     def summary(self) -> dict[str, Any]:
         """Scalars only: what a samples.jsonl line carries per stage."""
         return {
@@ -80,8 +113,10 @@ class GenerationResult:
     tracker's final scores (+inf on frozen positions). trace: one StageTrace per stage.
     seeds: the per-row seeds used (reproduces the batch). attempts (batch,) long: draws per row
     (1 unless low-entropy rejection redrew it). lengths (batch,) long: tokens up to and including
-    the first generated EOS (the full length unless ``truncate_at_eos`` found one);
-    positions at or past ``lengths`` are padding."""
+    the first generated EOS (the full length unless ``truncate_at_eos`` or variable-length
+    sampling ended the row sooner); positions at or past ``lengths`` are padding. stops: why each
+    row ended, one of ``STOP_REASONS`` per row ("length": it has the full length; "eos";
+    "low_entropy": ``dind.sampling.stopping``)."""
 
     tokens: Tensor
     scores: Tensor
@@ -89,6 +124,9 @@ class GenerationResult:
     seeds: tuple[int, ...]
     attempts: Tensor
     lengths: Tensor
+    stops: tuple[str, ...] = attrs.field(
+        default=attrs.Factory(lambda self: ("length",) * len(self.seeds), takes_self=True)
+    )
 
     @property
     def nfe(self) -> Tensor:
@@ -114,6 +152,7 @@ class GenerationResult:
             "seeds": list(self.seeds),
             "attempts": self.attempts.tolist(),
             "lengths": self.lengths.tolist(),
+            "stops": list(self.stops),
             "nfe": self.nfe.tolist(),
             "scorer_nfe": self.scorer_nfe.tolist(),
             "trace": [stage.to_dict() for stage in self.trace],
