@@ -264,3 +264,15 @@ def test_output_locks_release_only_the_locks_taken_inside(tmp_path):
         assert not (tmp_path / ".b.jsonl.lock").exists()
         assert (tmp_path / ".a.jsonl.lock").exists()
     assert not (tmp_path / ".a.jsonl.lock").exists()
+
+
+def test_a_sweep_into_a_directory_another_sweep_writes_is_refused(tmp_path):
+    from dind.eval.sweep import SweepSettings, run_sweep
+
+    first = _holder(tmp_path / "results.jsonl")  # another sweep appending to the same results
+    settings = SweepSettings("m", "j", 4, 16, num_samples=1, seed=0, bos_id=None, tokenizer="bytes")
+    try:
+        with output_locks(), pytest.raises(RunLockedError, match="results.jsonl is being written by another"):
+            run_sweep(None, None, None, [], settings, out_dir=tmp_path)
+    finally:
+        first.communicate("")

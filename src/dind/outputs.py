@@ -92,6 +92,14 @@ def _lock_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.lock")
 
 
+def lock_output(path: str | os.PathLike[str], *, option: str = "--out") -> None:
+    """Hold ``path``'s output lock (as ``check_output`` does) for an output that is resumed or
+    appended to rather than replaced (a sweep's ``results.jsonl``); ``RunLockedError`` when another
+    process holds it."""
+    target = Path(path).expanduser()
+    _lock(target.parent.resolve() / target.name, option)
+
+
 def _lock(target: Path, option: str) -> None:
     """Hold an exclusive flock on ``target``'s lock file (already held by this process: nothing to do)."""
     if target in _LOCKS:

@@ -26,7 +26,7 @@ from dind.eval.genppl import Judge
 from dind.eval.plots import plot_stage_trace, plot_sweep
 from dind.eval.report import decode_for_judge, evaluate, write_samples
 from dind.eval.resumable import append_jsonl, read_jsonl_resumable
-from dind.outputs import atomic_write
+from dind.outputs import atomic_write, lock_output
 
 
 @attrs.frozen
@@ -231,6 +231,7 @@ def run_sweep(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock_output(out_dir / "results.jsonl", option="--out")  # two sweeps must not interleave their results
     for point in points:  # fail on a bad plan before spending any compute
         StagePlan.parse(point.plan_text(settings.draft_block_size)).validate(
             settings.length, prompt_length=int(settings.bos_id is not None)
