@@ -35,3 +35,4 @@ step backbone-gpu 180 python benchmarks/backbone_gpu.py --out "$OUT/backbone-gpu
 step training-gpu 180 python benchmarks/training_gpu.py --out "$OUT"
 step decode-gpu 150 python benchmarks/decode_gpu.py --out-dir "$OUT"
 step paper-shapes-gpu 150 python benchmarks/paper_shapes.py --device cuda --full --train-steps 4 --out "$OUT/paper-shapes-gpu.md"
+step long-window-gpu 90 python benchmarks/long_window.py --device cuda --num-samples 16 --batch-size 16 --out "$OUT/long-window-gpu.md"

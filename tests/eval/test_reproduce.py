@@ -4,6 +4,7 @@ import csv
 import json
 import math
 
+import attrs
 import pytest
 import torch
 
@@ -276,3 +277,30 @@ def test_every_option_of_a_plan_can_change_its_result(quick):
     for name, plans in sections(config).items():
         parsed = [StagePlan.parse(text) for text in plans]
         assert len(set(map(str, parsed))) == len(parsed), name
+
+
+def test_the_long_row_runs_at_twice_the_context_both_ways_and_is_reused(dirs, tmp_path, monkeypatch):
+    short = tmp_path / "micro32"
+    model = build("micro", generator=torch.Generator().manual_seed(0), init="random", model_length=32)
+    save_pretrained(model, short)
+    config = ReproduceConfig(models=(str(short),), judges=(str(dirs / "kn"),), out=str(tmp_path / "out"),
+                             length=16, num_samples=2, batch_size=2, quick=True, long_row=True)  # fmt: skip
+    reproduce.run(config)
+    lines = [json.loads(line) for path in (tmp_path / "out" / "samples-long").rglob("*.jsonl")
+             for line in path.read_text().splitlines()]  # fmt: skip
+    assert {(r["way"], r["plan"]) for r in lines} == {
+        (way, plan) for way in ("window", "no_window") for plan in ("4", "4 -> L@0.5/32{unmasking=ancestral}")
+    }
+    assert {len(r["tokens"]) for r in lines} == {64}  # twice the model's 32-position context
+    by_way = {(r["way"], r["plan"], r["sample"]): r["tokens"] for r in lines}
+    assert by_way[("window", "4", 0)] != by_way[("no_window", "4", 0)]  # the window changes what is seen
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Table 1, long row" in report and "Does the window help" in report
+    assert report.count("| window - no window,") == 2
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("a rerun must reuse the long row's samples")
+
+    monkeypatch.setattr(reproduce, "_generate", no_generation)
+    reproduce.run(attrs.evolve(config, overwrite=True))
+    assert (tmp_path / "out" / "report.md").read_text().count("| window - no window,") == 2

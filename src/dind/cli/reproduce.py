@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the sampler's cached step (default: dynamic; static/compiled: the same samples, faster on CPU)",
     )
     parser.add_argument(
+        "--no-long-row", dest="long_row", action="store_false",
+        help="skip Table 1's long row (each model at twice its context, with and without windows: "
+        "4 more cells of --num-samples samples; never run with --quick)",
+    )  # fmt: skip
+    parser.add_argument(
         "--overwrite", action="store_true",
         help="replace existing report files in --out (samples already there are kept and reused)",
     )  # fmt: skip
@@ -77,6 +82,7 @@ def config_from_args(args: argparse.Namespace):
         overwrite=args.overwrite,
         device=args.device,
         step_mode=args.step_mode,
+        long_row=args.long_row and not args.quick,
     )
 
 

@@ -263,9 +263,16 @@ def _run(config: ReproduceConfig, *, progress: bool) -> Report:
     store = SampleStore(out / SAMPLES_DIR, generation_settings(config))
     generate_samples(config, store, progress=progress)
     records = score_samples(config, store, progress=progress)
+    more: list[str] = []
+    if config.long_row:
+        from dind.eval.reproduce_long import generate_long, long_section, score_long
+
+        long_records = generate_long(config, out, progress=progress)
+        score_long(config, long_records, progress=progress)
+        more = long_section(long_records, config)
     elapsed = time.perf_counter() - began
     rows, files = write_report(
-        records, config, out, elapsed_s=elapsed, machine=f"{machine}; {load_line()} at the end"
+        records, config, out, elapsed_s=elapsed, machine=f"{machine}; {load_line()} at the end", more=more
     )
     return Report(tuple(records), tuple(rows), tuple(files), time.perf_counter() - began)
 

@@ -23,7 +23,9 @@ def _judges(value: object) -> tuple[str, ...]:
 @attrs.frozen
 class ReproduceConfig:
     """What ``dind reproduce`` runs. ``models``: checkpoint dirs (several: a Table 3 section);
-    ``judges``: judge dirs (each scores every sample; the report compares their verdicts)."""
+    ``judges``: judge dirs (each scores every sample; the report compares their verdicts);
+    ``long_row``: also PAPER Table 1's long row (``dind.eval.reproduce_long``; the CLI's default
+    except with --quick)."""
 
     models: tuple[str, ...] = attrs.field(converter=tuple)
     judges: tuple[str, ...] = attrs.field(converter=_judges)
@@ -39,6 +41,7 @@ class ReproduceConfig:
     device: str = "cpu"
     share_drafts: bool = True  # False: every plan recomputes its stage-1 draft (same tokens, slower)
     step_mode: str = attrs.field(default="dynamic")  # a DECODE_STEPS name: the same samples
+    long_row: bool = False  # Table 1's long row: 2x each model's context, with / without windows
 
     @step_mode.validator
     def _known_step_mode(self, attribute: attrs.Attribute, value: str) -> None:

@@ -226,7 +226,16 @@ def _csv_value(value: Any) -> Any:
     return value.mean if isinstance(value, PairedDifference) else value
 
 
-def write_report(records, config: ReproduceConfig, out: Path, *, elapsed_s: float, machine: str = ""):
+def write_report(
+    records,
+    config: ReproduceConfig,
+    out: Path,
+    *,
+    elapsed_s: float,
+    machine: str = "",
+    more: Sequence[str] = (),
+):
+    """results.csv, report.md (with ``more``: markdown lines of further sections) and the plots."""
     judges = [judge_label(j) for j in config.judges]
     rows = summarise(records, str(config.draft_block_size), judges)
     columns = ["model", "plan", "n", "nfe", "scorer_nfe", "seconds_per_sample", "same_drafts"]
@@ -251,7 +260,7 @@ def write_report(records, config: ReproduceConfig, out: Path, *, elapsed_s: floa
             if "entropy_diff" in row:
                 flat["entropy_diff_se"] = row["entropy_diff"].se
             writer.writerow(flat)
-    text = markdown(rows, records, config, elapsed_s, machine=machine)
+    text = markdown(rows, records, config, elapsed_s, machine=machine) + "\n".join(more)
     atomic_write_text(out / "report.md", text)
     plot_figure2(rows, config, out / "figure2.png")
     plot_entropy(rows, config, out / "genppl_vs_entropy.png")
