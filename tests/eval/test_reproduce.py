@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import dind.eval.reproduce as reproduce
+import dind.eval.reproduce_batches as batches
 from dind.cli import main
 from dind.errors import OutputExistsError
 from dind.eval.byte_judge import BYTE_BOS, byte_judge_ids
@@ -88,8 +89,8 @@ def test_reproduce_pairs_every_plan_with_the_same_drafts_and_resumes(dirs, tmp_p
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
     redone = []
-    real = reproduce._batch_samples
-    monkeypatch.setattr(reproduce, "_batch_samples", lambda *a: redone.append(a[1:3]) or real(*a))
+    real = batches.batch_samples
+    monkeypatch.setattr(batches, "batch_samples", lambda *a: redone.append(a[1:3]) or real(*a))
     again = reproduce.run(_config(dirs, tmp_path, overwrite=True))
     last = json.loads(lines[-1])
     assert redone == [(last["plan"], last["batch_start"])]
@@ -301,6 +302,6 @@ def test_the_long_row_runs_at_twice_the_context_both_ways_and_is_reused(dirs, tm
     def no_generation(*args, **kwargs):
         raise AssertionError("a rerun must reuse the long row's samples")
 
-    monkeypatch.setattr(reproduce, "_generate", no_generation)
+    monkeypatch.setattr(batches, "generate_batch", no_generation)
     reproduce.run(attrs.evolve(config, overwrite=True))
     assert (tmp_path / "out" / "report.md").read_text().count("| window - no window,") == 2

@@ -57,7 +57,7 @@ def _model(model_dir: str, way: str, device: str) -> tuple[Any, int]:
 def generate_long(config: ReproduceConfig, out: Path, *, progress: bool = False) -> list[dict[str, Any]]:
     """Every (model, way, plan) sample of the long row, generated where missing; their records."""
     from dind.data.tokenizers import tokenizer_for_model
-    from dind.eval.reproduce import _batch_samples, _Draft, _generate
+    from dind.eval import reproduce_batches as batches
     from dind.sampling import GenerateOptions
     from dind.sampling.windows import WindowWarning
 
@@ -76,9 +76,11 @@ def generate_long(config: ReproduceConfig, out: Path, *, progress: bool = False)
                     continue
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", WindowWarning)  # the way says so
-                    draft = _Draft(*_generate(model, plans[0], start, count, at, options))
+                    draft = batches.Draft(*batches.generate_batch(model, plans[0], start, count, at, options))
                     for plan in plans:
-                        batch = _batch_samples(model, plan, start, count, at, tokenizer, options, draft)
+                        batch = batches.batch_samples(
+                            model, plan, start, count, at, tokenizer, options, draft
+                        )
                         extra = {"model": model_dir, "way": way, "tokenizer": name, "length": length}
                         store.append(key, plan, [{**r, **extra, "settings": store.settings} for r in batch])
                 if progress:
@@ -97,7 +99,7 @@ def score_long(config: ReproduceConfig, records: list[dict[str, Any]], *, progre
     from dind.data.tokenizers import TOKENIZERS
     from dind.eval.entropy import unigram_entropy
     from dind.eval.judge import load_judge
-    from dind.eval.reproduce import _score
+    from dind.eval.reproduce_batches import score_rows
 
     groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for record in records:
@@ -108,7 +110,7 @@ def score_long(config: ReproduceConfig, records: list[dict[str, Any]], *, progre
         judge = load_judge(path, device=config.device)
         for (tokenizer_name, length), group in groups.items():
             tokenizer = TOKENIZERS.build(tokenizer_name)
-            scores = _score(judge, [r["tokens"] for r in group], tokenizer, length, progress)
+            scores = score_rows(judge, [r["tokens"] for r in group], tokenizer, length, progress)
             for record, ppl in zip(group, scores, strict=True):
                 record["gen_ppl"][judge_label(path)] = ppl
 
