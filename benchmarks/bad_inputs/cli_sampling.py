@@ -338,6 +338,18 @@ CASES = [
     ("parse '{cache=skeleton(every=0)}'", lambda tmp: parse("4 -> L@0.5{cache=skeleton(every=0)}")),
     ("truncate_at_eos(result, None)", lambda tmp: truncate_with(None)),
     ("redraw_low_entropy max_retries -1", lambda tmp: redraw_with(-1)),
+    # variable-length sampling (issue 21.3)
+    ("--stop-min-entropy -1", lambda tmp: sample(tmp, "--variable-length", "--stop-min-entropy", "-1")),
+    ("--stop-min-entropy nan", lambda tmp: sample(tmp, "--variable-length", "--stop-min-entropy", "nan")),
+    ("--stop-window 0", lambda tmp: sample(tmp, "--variable-length", "--stop-window", "0")),
+    (
+        "--variable-length with --reject-low-entropy",
+        lambda tmp: sample(tmp, "--variable-length", "--reject-low-entropy"),
+    ),
+    ("VariableLength(eos_id=-1)", lambda tmp: variable_length(eos_id=-1)),
+    ("VariableLength(min_entropy=inf)", lambda tmp: variable_length(eos_id=256, min_entropy=float("inf"))),
+    ("GenerateOptions(stop='eos')", lambda tmp: options_with_stop("eos")),
+    ("continue_plan with options.stop", lambda tmp: continue_with_stop()),
 ]
 
 
@@ -378,6 +390,33 @@ def result_plan():
     from dind.sampling import StagePlan
 
     return StagePlan.parse("4 -> L@0.5")
+
+
+def variable_length(**fields):
+    from dind.sampling.stopping import VariableLength
+
+    return VariableLength(**fields)
+
+
+def options_with_stop(stop):
+    from dind.sampling import GenerateOptions
+
+    return GenerateOptions(stop=stop)
+
+
+def continue_with_stop():
+    import torch
+
+    from dind import models
+    from dind.sampling import GenerateOptions, StagePlan, continue_plan, generate
+    from dind.sampling.stopping import VariableLength
+
+    model = models.build(
+        "micro", init="random", dropout=0.0, generator=torch.Generator().manual_seed(0)
+    ).eval()
+    draft = generate(model, StagePlan.parse("4"), length=16, options=GenerateOptions(bos_id=256))
+    stop = GenerateOptions(bos_id=256, stop=VariableLength(256))
+    return continue_plan(model, StagePlan.parse("4 -> L@0.5"), draft, options=stop)
 
 
 def gpt2_vocab_checkpoint(tmp: Path) -> Path:
