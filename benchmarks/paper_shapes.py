@@ -168,6 +168,19 @@ def judge(work: Path, records: list[dict], device: str, layers: int) -> dict:
             "process_peak_gib": own_peak, "num_scored_tokens": result.get("num_scored_tokens")}  # fmt: skip
 
 
+def judge_alone(device: str, layers: int) -> dict:
+    """The judge part on its own: two samples of random GPT-2 ids (BOS first), 1024 and 2048 tokens."""
+    from dind.data.tokenizers import TOKENIZERS
+
+    tokenizer, generator = TOKENIZERS.build("gpt2"), torch.Generator().manual_seed(0)
+    records = []
+    for length in (1024, 2048):
+        ids = [50256, *torch.randint(0, 50256, (length - 1,), generator=generator).tolist()]
+        records.append({"tokens": ids, "text": tokenizer.decode(ids[1:])})
+    with tempfile.TemporaryDirectory() as scratch:
+        return judge(Path(scratch), records, device, layers)
+
+
 def run(args: argparse.Namespace) -> dict:
     out: dict = {"device": args.device, "machine": machine(args.device), "parts": {}}
     budget = 32 if args.full else args.steps_per_block
@@ -263,7 +276,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-per-block", type=int, default=8, help="stage-2 step budget (default 8)")
     parser.add_argument("--judge-layers", type=int, default=36, help="36: GPT-2 Large")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--judge-only", action="store_true",
+        help="only the judge part, on two random GPT-2-token samples of 1024 and 2048 tokens: prints "
+        "its JSON (seconds, its own process's peak memory) and writes nothing",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.judge_only:
+        part = judge_alone(args.device, args.judge_layers)
+        print(json.dumps(part))
+        return 0 if part["process_peak_gib"] < LIMIT_GIB else 1
     out = run(args)
     suffix = "gpu" if args.device.startswith("cuda") else "cpu"
     path = args.out or RESULTS / f"paper-shapes-{suffix}.md"

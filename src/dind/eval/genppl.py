@@ -226,9 +226,14 @@ class Judge(ScoresSamples):
             input_ids[i, : len(piece)] = torch.as_tensor(piece, dtype=torch.long)
             present[i, : len(piece)] = True
         input_ids, present = input_ids.to(self.device), present.to(self.device)
-        logits = self.model(input_ids=input_ids, attention_mask=present.long()).logits.float()
+        logits = self.model(input_ids=input_ids, attention_mask=present.long()).logits
         targets = input_ids[:, 1:]
-        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
+        # one window at a time: a (batch, vocab, width) transpose and its log-softmax would each
+        # be as large as the logits (GPT-2 Large, 8 windows of 1024: 1.6 GB each)
+        pairs = zip(logits, targets, strict=True)
+        nll = torch.stack(
+            [F.cross_entropy(row[:-1].float(), target, reduction="none") for row, target in pairs]
+        )
         position = torch.arange(1, width, device=self.device)
         scored = present[:, 1:] & (position >= torch.tensor(first_target, device=self.device)[:, None])
         if eos is not None:
