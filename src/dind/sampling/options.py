@@ -61,6 +61,14 @@ def _token_id(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(f"{attribute.name} must be a token id >= 0 or None (got {value!r})")
 
 
+def _optional_stop(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and not isinstance(value, VariableLength):
+        raise TypeError(
+            f"stop must be a dind.sampling.stopping.VariableLength or None (got {type(value).__name__} "
+            f"{str(value)[:80]!r})"
+        )
+
+
 def _device(value: Any) -> torch.device | None:
     return None if value is None else torch.device(value)
 
@@ -81,9 +89,7 @@ class GenerateOptions:
     device: torch.device | None = attrs.field(default=None, converter=_device)
     progress: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     context: int | None = attrs.field(default=None, validator=optional_positive_int)
-    stop: VariableLength | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(VariableLength))
-    )
+    stop: VariableLength | None = attrs.field(default=None, validator=_optional_stop)
 
     def evolve(self, **changes: Any) -> GenerateOptions:
         """A copy with ``changes`` applied (and checked)."""
