@@ -138,3 +138,31 @@ def test_bad_windows_name_the_rule():
         StagePlan.parse("4{context=x}")
     plan = StagePlan.parse("4{context=16,slide=8} -> L@0.5{context=16}")
     assert StagePlan.parse(str(plan)) == plan
+
+
+@pytest.mark.parametrize("step", [None, StaticStep])
+def test_the_kv_cache_holds_the_window_not_the_length(monkeypatch, step):
+    from dind.attention import cache as cache_module
+
+    allocated = []
+    original = cache_module.KVCache.__init__
+
+    def counting_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        allocated.append(sum(t.numel() * t.element_size() for t in [*self.keys, *self.values]))
+
+    monkeypatch.setattr(cache_module.KVCache, "__init__", counting_init)
+    plan = StagePlan.parse("4{context=32}")
+
+    def cache_bytes(length, model=MICRO):
+        options = OPTIONS if step is None else OPTIONS.evolve(step=step())  # a fresh step: its own caches
+        allocated.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", WindowWarning)
+            generate(model, plan if model is MICRO else StagePlan.parse("4"), length=length, options=options)
+        return max(allocated)
+
+    at_context, at_four_times = cache_bytes(32), cache_bytes(128)
+    assert at_four_times == at_context  # bounded by the window: 4x the length, the same cache
+    unwindowed = models.build("micro", init="random", dropout=0.0, model_length=128).eval()
+    assert cache_bytes(128, unwindowed) == 4 * at_context  # without a window it grows with the length
