@@ -100,6 +100,31 @@ def lock_output(path: str | os.PathLike[str], *, option: str = "--out") -> None:
     _lock(target.parent.resolve() / target.name, option)
 
 
+class LockHeld(Exception):
+    """Another process holds the lock; ``holder``: what it wrote in the lock file."""
+
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+def flock_exclusive(path: Path, *, flags: int = 0) -> int:
+    """Open ``path`` (created if missing; ``flags`` are added to the open's) and take an exclusive,
+    non-blocking ``flock`` on it; on success write this process's pid and host in it and return the
+    open descriptor (the lock lasts until it is closed or the process dies). ``LockHeld`` when
+    another process holds it; ``OSError`` when the file cannot be opened."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | flags, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip()
+        os.close(fd)
+        raise LockHeld(holder) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}"[:200].encode())
+    return fd
+
+
 def _lock(target: Path, option: str) -> None:
     """Hold an exclusive flock on ``target``'s lock file (already held by this process: nothing to do)."""
     if target in _LOCKS:
@@ -107,27 +132,22 @@ def _lock(target: Path, option: str) -> None:
     path = _lock_path(target)
     for _ in range(10):  # the file may be unlinked by its holder between our open and our flock
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            fd = flock_exclusive(path, flags=os.O_NOFOLLOW)
+        except LockHeld as held:
+            holder = held.holder or "pid unknown"
+            raise RunLockedError(
+                f"{option} {target} is being written by another dind process ({holder}; "
+                f"lock {path.name}); wait for it to finish or choose another path"
+            ) from None
         except OSError as error:
             raise UserError(
                 f"cannot create the lock file {path} of {option} {target}: {error.strerror}"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "pid unknown"
-            os.close(fd)
-            raise RunLockedError(
-                f"{option} {target} is being written by another dind process ({holder}; lock {path.name}); "
-                "wait for it to finish or choose another path"
             ) from None
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
         except FileNotFoundError:
             same = False
         if same:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}"[:200].encode())
             _LOCKS[target] = fd
             return
         os.close(fd)  # we locked a file its holder had just removed: take the new one

@@ -16,12 +16,12 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from dind.errors import OutputExistsError, RunLockedError
+from dind.outputs import LockHeld, flock_exclusive
 from dind.training.checkpointing import TRAINER_STATE
 
 LOCK = ".lock"
@@ -127,18 +127,14 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+            fd = flock_exclusive(self.path)
+        except LockHeld as held:
+            holder = held.holder or "another process"
             raise RunLockedError(
-                f"out_dir {self.path.parent} is in use by another training run ({holder}); wait for it "
-                "to finish or choose another out_dir"
+                f"out_dir {self.path.parent} is in use by another training run ({holder}); "
+                "wait for it to finish or choose another out_dir"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
         self._fd = fd
         return self
 
