@@ -150,6 +150,55 @@ def test_claims_are_computed_by_the_rule():
     assert spearman([1, 2, 3], [1, 5, 9]) == pytest.approx(1.0)
 
 
+def _law_dir(root, name, law):
+    (root / name).mkdir()
+    (root / name / "train_config.yaml").write_text(f"objective:\n  block_sizes:\n    name: {law}\n")
+    return str(root / name)
+
+
+def test_table3_orderings_are_judged_by_the_rule_across_models(tmp_path):
+    from dind.eval.reproduce_report import _fmt, summarise
+    from dind.eval.reproduce_table3 import judge_table3, markdown_lines, training_law
+
+    fixed, uniform, bimodal = (_law_dir(tmp_path, n, law) for n, law in
+                               (("a", "fixed"), ("b", "uniform"), ("c", "bimodal")))  # fmt: skip
+    (tmp_path / "run" / "checkpoints" / "latest").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "latest" / "train_config.yaml").write_text(
+        "objective:\n  block_sizes: fixed:4\n"
+    )
+    assert training_law(str(tmp_path / "run")) == "fixed"  # a run directory, text form
+    assert training_law(str(tmp_path)) is None  # no training config: no law, no claim
+    config = ReproduceConfig(models=(fixed, uniform, bimodal), judges=("x/j",), length=128)
+    # Gen PPL (stage 1, stage 2): no mix (20, 24), uniform (30, 18), bimodal (20, 15); noise 0.1
+    means = {fixed: (20, 24), uniform: (30, 18), bimodal: (20, 15)}
+    records = [
+        {"model": model, "plan": plan, "sample": i, "gen_ppl": {"j": pair[k] + 0.1 * (i % 3)},
+         "entropy": 3.0 + 0.01 * (i % 2), "repetition_4gram": 0.0, "nfe": 1, "scorer_nfe": 0, "seconds": 1.0,
+         "stage1_digest": f"{model}{i}"}
+        for model, pair in means.items() for k, plan in enumerate(("4", "4 -> L@0.5")) for i in range(8)
+    ]  # fmt: skip
+    laws = {m: training_law(m) for m in config.models}
+    outcomes = {item["claim"].text: item["outcome"] for item in judge_table3(records, config, ["j"], laws)}
+    assert outcomes == {
+        "Table 3: without a mix, the stage-1 draft beats its refinement": "holds",
+        "Table 3: with the uniform mix, stage 2 beats stage 1": "holds",
+        "Table 3: with the bimodal mix, stage 2 beats stage 1": "holds",
+        "Table 3: bimodal's stage 2 beats no mix's": "holds",
+        "Table 3: bimodal's stage 2 beats uniform's": "holds",
+        "Table 3: no mix's stage 1 beats uniform's": "holds",
+    }
+    rows = summarise(records, "4", ["j"])
+    by_key = {(row["model"], row["plan"]): row for row in rows}
+    text = "\n".join(markdown_lines(by_key, records, config, ["j"], fmt=_fmt))
+    assert "| no mix |" in text and "**holds**" in text
+    # two models with one law: which is "the" bimodal model is ambiguous, so no claim names it
+    twin = _law_dir(tmp_path, "d", "bimodal")
+    config2 = attrs.evolve(config, models=(fixed, bimodal, twin))
+    laws2 = {m: training_law(m) for m in config2.models}
+    left = {item["claim"].text for item in judge_table3(records, config2, ["j"], laws2)}
+    assert left == {"Table 3: without a mix, the stage-1 draft beats its refinement"}
+
+
 def test_the_command_checks_arguments_and_defaults_to_shipped_assets(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["reproduce", "--num-samples", "0", "--out", str(tmp_path)])

@@ -161,7 +161,9 @@ def markdown(
     if len(judges) > 1:
         lines += _agreement_lines(agreement(records, config, judges))
     if len(config.models) > 1:
-        lines += _table3_lines(by_key, config, judges)
+        from dind.eval.reproduce_table3 import markdown_lines
+
+        lines += markdown_lines(by_key, records, config, judges, fmt=_fmt)
     return "\n".join(lines) + "\n"
 
 
@@ -199,27 +201,6 @@ def _agreement_lines(found: Sequence[dict[str, Any]]) -> list[str]:
                 lines.append(f"| `{d['a']}` | `{d['b']}` | {_fmt(d[j1])} | {_fmt(d[j2])} | {d['kind']} |")
             lines.append("")
     return lines
-
-
-def _table3_lines(by_key, config: ReproduceConfig, judges: Sequence[str]) -> list[str]:
-    d, refine = sections(config)["table1"][0], sections(config)["table1"][3]
-    lines = [
-        "## Table 3 analogue: stage 1 vs stage 2 per model",
-        "",
-        f"| model | judge | stage 1 (`{d}`) | stage 2 (`{refine}`) | stage 2 - stage 1 |",
-        "|---|---|---|---|---|",
-    ]
-    for model in config.models:
-        first, second = by_key.get((model, d)), by_key.get((model, refine))
-        if not (first and second):
-            continue
-        for judge in judges:
-            lines.append(
-                f"| {model} | {judge} | {_fmt(first[f'gen_ppl[{judge}]'])} ± {_fmt(first[f'se[{judge}]'])} | "
-                f"{_fmt(second[f'gen_ppl[{judge}]'])} ± {_fmt(second[f'se[{judge}]'])} | "
-                f"{_fmt(second.get(f'diff[{judge}]', 'n/a'))} |"
-            )
-    return [*lines, ""]
 
 
 def _csv_value(value: Any) -> Any:
