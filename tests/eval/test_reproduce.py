@@ -43,6 +43,17 @@ def _config(dirs, out, **kw):
                            num_samples=3, batch_size=2, quick=True, **kw)  # fmt: skip
 
 
+def _benchmark(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _sample_lines(out):
     return sorted(
         line for path in (out / "samples").rglob("*.jsonl") for line in path.read_text().splitlines()
@@ -81,6 +92,13 @@ def test_reproduce_pairs_every_plan_with_the_same_drafts_and_resumes(dirs, tmp_p
     )
     assert (tmp_path / "figure2.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "genppl_vs_entropy.png").read_bytes()[:4] == b"\x89PNG"
+    # a committed README's computed part is rebuilt from report.md; the hand-written text stays
+    readme = _benchmark("reproduce_readme")
+    (tmp_path / "README.md").write_text(f"# run\n\nmine\n{readme.BEGIN}\nstale\n{readme.END}\nalso mine\n")
+    assert readme.main([str(tmp_path)]) == 0
+    rebuilt = (tmp_path / "README.md").read_text()
+    assert "stale" not in rebuilt and "mine\n" in rebuilt and rebuilt.endswith("also mine\n")
+    assert "| Table 1: DiD improves on its stage-1 draft | " in rebuilt
 
     with pytest.raises(OutputExistsError):  # report files exist: refused before any work
         reproduce.run(config)
