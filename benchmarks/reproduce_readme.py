@@ -90,7 +90,7 @@ def summary(report: str) -> list[str]:
         by_claim: dict[str, dict[str, str]] = {}
         for row in ordering:
             by_claim.setdefault(row["claim"], {})[row["judge"]] = (
-                f"{_outcome(row['outcome'])} ({row['Gen PPL a - b']})"
+                f"{_outcome(row['outcome'])} ({row['Gen PPL a - b'].rsplit(' (', 1)[0]})"
             )
         for claim, cells in by_claim.items():
             lines.append(f"| {claim} | " + " | ".join(cells.get(j, "-") for j in judges) + " |")
