@@ -29,6 +29,10 @@ class DiskFullError(UserError, OSError):
     """The disk filled up while an output or a checkpoint was written (what was there before is intact)."""
 
 
+class SaveFailedError(UserError, RuntimeError):
+    """Under DDP/FSDP: the main process failed to write a checkpoint (it raises its own error)."""
+
+
 class NonFiniteError(UserError, FloatingPointError):
     """A model produced NaN or infinite numbers (logits, loss or gradient norm)."""
 

@@ -122,3 +122,48 @@ def test_a_checkpoint_of_another_shape_names_the_tensors_that_differ():
         UserError, match=r"shapes differ \(26\): backbone\..* checkpoint \(64, 64\) vs model \(32, 32\)"
     ):
         load_model_state(other, small.state_dict(), SINGLE)
+
+
+FAILING_SAVE = r"""
+import json
+import os
+import sys
+import torch.distributed as dist
+import dind.training.checkpointing as ckpt
+from dind.errors import DiskFullError
+from dind.training import TrainConfig, build_trainer
+
+config = TrainConfig.from_file(sys.argv[1], ["distributed=ddp", "micro_batch_size=2"])
+trainer = build_trainer(config)
+
+def full(*args, **kwargs):
+    raise DiskFullError("no space left on device (simulated)")
+
+if dist.get_rank() == 0:
+    ckpt.write_checkpoint = full
+try:
+    trainer.save()
+    outcome = "saved"
+except Exception as error:
+    outcome = f"{type(error).__name__}: {error}"
+with open(f"{sys.argv[2]}.{dist.get_rank()}", "w") as file:
+    json.dump(outcome, file)
+os._exit(0)
+"""
+
+
+def test_a_save_that_fails_on_the_main_process_stops_every_rank(make_config, tmp_path):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(make_config("ema_decay=null", "steps=1", "eval_every=null").to_yaml())
+    (tmp_path / "worker.py").write_text(FAILING_SAVE)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(tmp_path / "worker.py"), str(config_path), str(tmp_path / "outcome")]  # fmt: skip
+    completed = subprocess.run(
+        command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    import json
+
+    main, other = (json.loads((tmp_path / f"outcome.{rank}").read_text()) for rank in (0, 1))
+    assert main == "DiskFullError: no space left on device (simulated)"
+    assert other.startswith("SaveFailedError: the main process could not save step 0 to ")

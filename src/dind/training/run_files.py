@@ -16,9 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import dind.training.checkpointing as ckpt
 import dind.training.rundir as rundir
 import dind.training.state as checkpoint_state
+from dind.errors import SaveFailedError
 from dind.training.loggers import opened_sinks
 from dind.training.metrics import announce
 from dind.training.optim import peak_warning
@@ -56,18 +59,30 @@ def save(trainer: Any, *, periodic: bool) -> None:
         "ema": trainer.ema,
         "context": trainer.context,
     }
+    failure: Exception | None = None
     with checkpoint_state.exported_model(**parts, export_model=trainer.export_model) as export:
         if trainer.context.is_main:
-            ckpt.write_checkpoint(
-                root / ckpt.LATEST,
-                export_model=export,
-                trainer_state=state,
-                config_yaml=None if trainer.config is None else trainer.config.to_yaml(),
-                periodic=root / ckpt.periodic_name(trainer.step) if periodic else None,
-                intact_step=trainer.saved_step,  # named if the disk fills up
-            )
-            trainer.saved_step = trainer.step
-    trainer.context.barrier()
+            try:
+                ckpt.write_checkpoint(
+                    root / ckpt.LATEST,
+                    export_model=export,
+                    trainer_state=state,
+                    config_yaml=None if trainer.config is None else trainer.config.to_yaml(),
+                    periodic=root / ckpt.periodic_name(trainer.step) if periodic else None,
+                    intact_step=trainer.saved_step,  # named if the disk fills up
+                )
+                trainer.saved_step = trainer.step
+            except Exception as error:  # the other ranks must hear of it, not wait at a barrier
+                failure = error
+    # a barrier that also carries whether the main process failed (without a process group: 0/1 here)
+    failed = trainer.context.all_reduce_sum(torch.tensor([0.0 if failure is None else 1.0]))
+    if failure is not None:
+        raise failure
+    if failed.item() > 0:
+        raise SaveFailedError(
+            f"the main process could not save step {trainer.step} to {root / ckpt.LATEST} (its error "
+            "names the cause); this process stops with it"
+        )
 
 
 def resume(trainer: Any, path: str | Path, *, missing_ok: bool) -> int:
