@@ -146,3 +146,15 @@ def test_a_judge_whose_loss_is_not_finite_fails_instead_of_reporting_nan(judge, 
     monkeypatch.setattr(Judge, "_score_windows", poisoned)
     with pytest.raises(NonFiniteError, match="no report written"):
         judge.score_ids(judge.tokenize([TEXT]))
+
+
+def test_gpt2_judges_project_one_window_at_a_time_with_the_same_scores(judge, monkeypatch):
+    import dind.eval.genppl as genppl
+
+    assert genppl.output_head(judge.model) is judge.model.get_output_embeddings()
+    ids = judge.tokenize([TEXT * 2, TEXT[:30], "To be"])
+    projected = judge.target_nll(ids)
+    monkeypatch.setattr(genppl, "output_head", lambda model: None)  # the model's own logits
+    full = judge.target_nll(ids)
+    torch.testing.assert_close(projected[0], full[0], rtol=1e-6, atol=1e-9)
+    assert torch.equal(projected[1], full[1])

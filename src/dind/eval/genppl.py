@@ -156,6 +156,17 @@ class ScoresSamples:
         return self.score_ids(ids, entropy_ids=entropy_ids, progress=progress)
 
 
+def output_head(model: Any) -> torch.nn.Linear | None:
+    """The vocabulary projection of a judge whose logits are exactly ``head(base_model(...)
+    .last_hidden_state)``, so a caller can project one window at a time; None for any other model
+    (its logits come from its own forward). Only GPT-2 is known to qualify: other families may
+    scale or cap their logits after the head."""
+    if getattr(getattr(model, "config", None), "model_type", None) != "gpt2":
+        return None
+    head = model.get_output_embeddings()
+    return head if isinstance(head, torch.nn.Linear) else None
+
+
 @attrs.frozen
 class Judge(ScoresSamples):
     """A causal LM (a ``transformers`` model with its tokenizer) that scores text.
@@ -226,14 +237,18 @@ class Judge(ScoresSamples):
             input_ids[i, : len(piece)] = torch.as_tensor(piece, dtype=torch.long)
             present[i, : len(piece)] = True
         input_ids, present = input_ids.to(self.device), present.to(self.device)
-        logits = self.model(input_ids=input_ids, attention_mask=present.long()).logits
         targets = input_ids[:, 1:]
-        # one window at a time: a (batch, vocab, width) transpose and its log-softmax would each
-        # be as large as the logits (GPT-2 Large, 8 windows of 1024: 1.6 GB each)
-        pairs = zip(logits, targets, strict=True)
-        nll = torch.stack(
-            [F.cross_entropy(row[:-1].float(), target, reduction="none") for row, target in pairs]
-        )
+        # one window at a time: the logits of a batch (GPT-2 Large, 8 windows of 1024: 1.6 GB), a
+        # (batch, vocab, width) transpose or its log-softmax would each hold the whole batch's vocab
+        head = output_head(self.model)
+        if head is None:
+            logits = self.model(input_ids=input_ids, attention_mask=present.long()).logits
+            rows = (row[:-1] for row in logits)
+        else:  # the final hidden states, projected to the vocabulary one window at a time
+            out = self.model.base_model(input_ids=input_ids, attention_mask=present.long())
+            rows = (head(row[:-1]) for row in out.last_hidden_state)
+        pairs = zip(rows, targets, strict=True)
+        nll = torch.stack([F.cross_entropy(row.float(), target, reduction="none") for row, target in pairs])
         position = torch.arange(1, width, device=self.device)
         scored = present[:, 1:] & (position >= torch.tensor(first_target, device=self.device)[:, None])
         if eos is not None:
