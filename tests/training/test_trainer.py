@@ -140,6 +140,10 @@ def test_cli_trains_from_a_config_file_with_overrides(make_config, tmp_path, cap
     # an optimizer implementation that the checkpoint's optimizer state overrides is stated, not silent
     assert main(["train", "--resume", str(tmp_path / "run"), "steps=5", "optim.implementation=for_loop"]) == 0
     assert "optim.implementation 'for_loop' is not applied" in capsys.readouterr().err
+    # an override right after a bare --resume is not taken for its path
+    assert main(["train", "--config", str(config_path), "eval_every=null", "--resume", "steps=6"]) == 0
+    assert "read as a bare --resume and the override steps=6" in capsys.readouterr().err
+    assert read_trainer_state(find_checkpoint(tmp_path / "run"))["step"] == 6
     assert main(["train", "--config", str(config_path), "--print-config"]) == 0
 
 

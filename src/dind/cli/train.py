@@ -45,7 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
+def _override_taken_as_resume_path(args: argparse.Namespace) -> None:
+    """``--resume key=value``: argparse gives the override to --resume as its PATH. A path that
+    does not exist and reads as an override is taken as one, after a bare --resume (said once)."""
+    value = args.resume
+    if value in (None, "auto") or "=" not in value or Path(value).exists():
+        return
+    print(
+        f"note: --resume {value}: no such path; read as a bare --resume and the override {value}",
+        file=sys.stderr,
+    )
+    args.resume, args.overrides = "auto", [*args.overrides, value]
+
+
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    _override_taken_as_resume_path(args)
     overrides = list(args.overrides)
     if args.init is not None:
         overrides.append(f"model.init={args.init}")
