@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     from dind.errors import UserError
-    from dind.outputs import output_locks
+    from dind.locks import output_locks
 
     try:
         with output_locks():  # the outputs' lock files go with the locks

@@ -13,7 +13,7 @@ import dind
 
 # DESIGN.md's layer order, lowest first; a module may import its own layer and the ones below.
 LAYERS: list[set[str]] = [
-    {"errors", "validation", "registry", "counter_rng", "textform", "outputs", "plugins", "shipped"},
+    {"errors", "validation", "registry", "counter_rng", "textform", "outputs", "locks", "plugins", "shipped"},
     {"attention"},
     {"models", "schedules", "data", "blocks"},
     {"masking", "remaskers"},

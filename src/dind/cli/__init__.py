@@ -36,7 +36,7 @@ import dind
 from dind.cli.signals import Terminated, sigterm_like_ctrl_c
 from dind.cli.support import positive_threads
 from dind.errors import ConfigError, DataFormatError, UserError
-from dind.outputs import output_locks
+from dind.locks import output_locks
 
 # subcommand -> (module with add_arguments/run, help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

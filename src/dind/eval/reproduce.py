@@ -159,7 +159,7 @@ def score_samples(
 def run(config: ReproduceConfig, *, progress: bool = False) -> Report:
     """Generate what is missing, score every sample with every judge, write the report and plots.
     The outputs stay locked until it returns: a second run writing to ``out`` at once is refused."""
-    from dind.outputs import output_locks
+    from dind.locks import output_locks
 
     with output_locks():
         return _run(config, progress=progress)

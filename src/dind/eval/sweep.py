@@ -26,7 +26,8 @@ from dind.eval.genppl import Judge
 from dind.eval.plots import plot_stage_trace, plot_sweep
 from dind.eval.report import decode_for_judge, evaluate, write_samples
 from dind.eval.resumable import append_jsonl, read_jsonl_resumable
-from dind.outputs import atomic_write, lock_output
+from dind.locks import lock_output
+from dind.outputs import atomic_write
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dind.errors import OutputExistsError, RunLockedError
-from dind.outputs import LockHeld, flock_exclusive
+from dind.locks import LockHeld, flock_exclusive
 from dind.training.checkpointing import TRAINER_STATE
 
 LOCK = ".lock"
