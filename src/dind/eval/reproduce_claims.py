@@ -132,6 +132,21 @@ def claims(config: ReproduceConfig) -> list[Claim]:
 OUTCOME = {"lower": "holds", "higher": "reversed", "no difference": "no difference", "n/a": "n/a"}
 
 
+def judge_pair(a: Cell, b: Cell, judges: Sequence[str]) -> list[dict[str, Any]]:
+    """Per judge: the paired Gen PPL difference a - b, its outcome by the rule ("holds" when a is
+    lower; flagged "with lower entropy" when a's entropy is also lower by the rule) and the paired
+    entropy difference."""
+    entropy = PairedDifference.of(a.entropy, b.entropy)
+    results = []
+    for judge in judges:
+        diff = PairedDifference.of(a.ppl[judge], b.ppl[judge])
+        outcome = OUTCOME[diff.verdict()]
+        if outcome == "holds" and entropy.verdict() == "lower":
+            outcome = "holds, with lower entropy"
+        results.append({"judge": judge, "diff": diff, "entropy_diff": entropy, "outcome": outcome})
+    return results
+
+
 def judge_claims(
     records: Sequence[dict[str, Any]], config: ReproduceConfig, judges: Sequence[str]
 ) -> list[dict[str, Any]]:
@@ -144,22 +159,7 @@ def judge_claims(
             a, b = table.get((model, claim.a)), table.get((model, claim.b))
             if a is None or b is None:
                 continue
-            entropy = PairedDifference.of(a.entropy, b.entropy)
-            for judge in judges:
-                diff = PairedDifference.of(a.ppl[judge], b.ppl[judge])
-                outcome = OUTCOME[diff.verdict()]
-                if outcome == "holds" and entropy.verdict() == "lower":
-                    outcome = "holds, with lower entropy"
-                results.append(
-                    {
-                        "model": model,
-                        "claim": claim,
-                        "judge": judge,
-                        "diff": diff,
-                        "entropy_diff": entropy,
-                        "outcome": outcome,
-                    }
-                )
+            results += [{"model": model, "claim": claim, **item} for item in judge_pair(a, b, judges)]
     return results
 
 

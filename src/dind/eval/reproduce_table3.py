@@ -25,9 +25,8 @@ from typing import Any
 
 import attrs
 
-from dind.eval.reproduce_claims import OUTCOME, cells
+from dind.eval.reproduce_claims import cells, judge_pair
 from dind.eval.reproduce_plans import ReproduceConfig, sections
-from dind.eval.verdicts import PairedDifference
 
 LAW_NAMES = {"fixed": "no mix", "uniform": "uniform", "bimodal": "bimodal"}
 
@@ -107,23 +106,8 @@ def judge_table3(
         b = table.get((by_law[claim.b_law], claim.b))
         if a is None or b is None:
             continue
-        entropy = PairedDifference.of(a.entropy, b.entropy)
-        for judge in judges:
-            diff = PairedDifference.of(a.ppl[judge], b.ppl[judge])
-            outcome = OUTCOME[diff.verdict()]
-            if outcome == "holds" and entropy.verdict() == "lower":
-                outcome = "holds, with lower entropy"
-            results.append(
-                {
-                    "claim": claim,
-                    "a_model": by_law[claim.a_law],
-                    "b_model": by_law[claim.b_law],
-                    "judge": judge,
-                    "diff": diff,
-                    "entropy_diff": entropy,
-                    "outcome": outcome,
-                }
-            )
+        found = {"claim": claim, "a_model": by_law[claim.a_law], "b_model": by_law[claim.b_law]}
+        results += [{**found, **item} for item in judge_pair(a, b, judges)]
     return results
 
 
