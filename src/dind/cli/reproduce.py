@@ -20,16 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dind.models import DECODE_STEPS  # torch: only once `dind reproduce` is parsed
 
     parser.add_argument(
-        "--model", action="append", default=None,
+        "--model",
+        action="append",
+        default=None,
         help="checkpoint or training run directory, or a shipped model (demo); repeat for a Table 3 "
         "section (default: the shipped tiny-shakespeare)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--judge", action="append", default=None,
+        "--judge",
+        action="append",
+        default=None,
         help="judge directory or shipped judge name; repeat to score with several and compare their "
         "verdicts (default: both shipped byte judges, the neural judge-shakespeare and the Kneser-Ney "
         "judge-kn-shakespeare)",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", type=Path, default=Path("dind-reproduce-out"), help="output directory")
     parser.add_argument(
         "--quick",
@@ -57,14 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the sampler's cached step (default: dynamic; static/compiled: the same samples, faster on CPU)",
     )
     parser.add_argument(
-        "--no-long-row", dest="long_row", action="store_false",
+        "--no-long-row",
+        dest="long_row",
+        action="store_false",
         help="skip Table 1's long row (each model at twice its context, with and without windows: "
         "4 more cells of --num-samples samples; never run with --quick)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="replace existing report files in --out (samples already there are kept and reused)",
-    )  # fmt: skip
+    )
 
 
 def config_from_args(args: argparse.Namespace):
