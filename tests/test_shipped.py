@@ -39,3 +39,12 @@ def test_an_asset_of_the_other_kind_names_the_parameter_and_the_assets_of_the_ki
         shipped_path("demo", "judge", parameter="--judge")
     with pytest.raises(ValueError, match=r"shipped models: tiny-shakespeare \(= demo\)"):
         shipped_path("judge-shakespeare", "model", parameter="path_or_preset")
+
+
+def test_reports_name_shipped_assets_by_name_and_keep_other_paths(tmp_path):
+    from dind.shipped import display_name
+
+    assert display_name(ASSETS["judge-kn-shakespeare"].path()) == "judge-kn-shakespeare"
+    assert display_name(str(ASSETS["demo"].path())) == "tiny-shakespeare"
+    assert display_name(tmp_path / "judge-shakespeare") == str(tmp_path / "judge-shakespeare")
+    assert display_name("runs/t3/bimodal") == "runs/t3/bimodal"

@@ -74,3 +74,12 @@ def shipped_path(name: str, kind: AssetKind, *, parameter: str) -> Path | None:
             f"{describe(kind)})"
         )
     return asset.path()
+
+
+def display_name(path: str | Path) -> str:
+    """``path`` as a report should record it: a shipped asset's directory by its name (the same on
+    every machine), anything else as given."""
+    for asset in ASSETS.values():
+        if Path(path) == asset.path():
+            return asset.directory
+    return str(path)

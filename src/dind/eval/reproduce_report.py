@@ -33,6 +33,7 @@ from dind.eval.reproduce_plans import ReproduceConfig, sections
 from dind.eval.reproduce_plots import plot_entropy, plot_figure2
 from dind.eval.verdicts import RULE, PairedDifference
 from dind.outputs import atomic_write, atomic_write_text
+from dind.shipped import display_name
 
 TITLES = {
     "table1": "Table 1 analogue: DiD against single-stage BD3-LM-style baselines",
@@ -113,7 +114,8 @@ def markdown(
     lines = [
         "# dind reproduce",
         "",
-        f"Models: {', '.join(config.models)}; judges: {', '.join(config.judges)}; length {config.length}; "
+        f"Models: {', '.join(map(display_name, config.models))}; "
+        f"judges: {', '.join(map(display_name, config.judges))}; length {config.length}; "
         f"{config.num_samples} samples per plan, seed {config.seed}; quick={config.quick}.",
         f"Wall time of this invocation: {elapsed_s:.0f} s (samples already on disk are reused, not "
         f"re-timed); machine: {machine or 'not recorded'}.",
