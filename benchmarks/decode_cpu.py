@@ -212,12 +212,21 @@ def main() -> None:
     parser.add_argument(
         "--step-only", action="store_true", help="only the cached step (prints, writes nothing)"
     )
+    parser.add_argument(
+        "--stage2-only",
+        action="store_true",
+        help="re-measure only the stage-2 trade-off (the one section on the shipped trained model) and "
+        "keep the other sections of the existing decode-cpu.json",
+    )
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     quick = args.quick
     machine = machine_info()
+    if args.stage2_only:
+        refresh_stage2(args.out_dir, machine, quick=quick)
+        return
     bandwidth, flops = memory_bandwidth(64 if quick else 256), matmul_flops(512 if quick else 1024)
     print(f"bandwidth {bandwidth / 1e9:.2f} GB/s, matmul {flops / 1e9:.1f} GFLOP/s", flush=True)
     tiny = models.build("tiny", init="random", dropout=0.0, generator=torch.Generator().manual_seed(0)).eval()
@@ -254,6 +263,20 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "decode-cpu.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out_dir / "decode-cpu.md").write_text(to_markdown(report))
+    print(to_markdown(report))
+
+
+def refresh_stage2(out_dir: Path, machine: dict, *, quick: bool) -> None:
+    """Re-measure the stage-2 trade-off (after the shipped model changed) into the existing report."""
+    path = out_dir / "decode-cpu.json"
+    if not path.is_file():
+        raise SystemExit(f"decode_cpu: --stage2-only updates an existing report, and {path} does not exist")
+    report = json.loads(path.read_text())
+    length, batch = (128, 2) if quick else (256, 8)
+    report["stage2"] = stage2_tradeoff(length=length, batch=batch, step_mode="static")
+    report["stage2_machine"] = machine
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "decode-cpu.md").write_text(to_markdown(report))
     print(to_markdown(report))
 
 
@@ -319,6 +342,16 @@ def to_markdown(report: dict) -> str:
         "",
         "## Stage-2 rule/steps trade-off (trained `tiny-shakespeare`, judged by `judge-shakespeare`)",
         "",
+    ]
+    if "stage2_machine" in report:  # re-measured alone with --stage2-only, after the model changed
+        again = report["stage2_machine"]
+        lines += [
+            "Re-measured on the current shipped model with `python benchmarks/decode_cpu.py --stage2-only` "
+            f"({again['cpu']}, torch {again['torch']} with {again['torch_threads']} threads; load "
+            f"average at start {again['load_average_at_start']}).",
+            "",
+        ]
+    lines += [
         "| stage-2 rule | plan | stage-2 NFE/row | stage-2 s | total s | Gen PPL | entropy |",
         "|---|---|---|---|---|---|---|",
     ]
