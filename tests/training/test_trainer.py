@@ -186,3 +186,13 @@ def test_a_warm_up_longer_than_the_run_is_warned_about_at_start(make_config, cap
     )
     build_trainer(trainer).fit()
     assert "learning rate" not in capsys.readouterr().err  # full rate from step 1 of 4
+
+
+def test_validation_noise_follows_eval_seed_not_the_run_seed(make_config):
+    """Runs that differ only in ``seed`` evaluate the same weights on the same noise draws."""
+    first, second = build_trainer(make_config("seed=0")), build_trainer(make_config("seed=1"))
+    second.validation.model.load_state_dict(first.validation.model.state_dict())
+    assert first.validation.evaluate() == second.validation.evaluate()
+    other = build_trainer(make_config("seed=1", "eval_seed=5"))
+    other.validation.model.load_state_dict(first.validation.model.state_dict())
+    assert other.validation.evaluate() != first.validation.evaluate()

@@ -33,7 +33,9 @@ class TrainSettings:
     """``batch_size`` is global (sequences per optimizer step, all processes); each process runs
     ``micro_batch_size`` rows per forward (null: batch_size / world size) and accumulates gradients
     over batch_size / (micro_batch_size * world size) forwards. ``ema_decay`` null = no EMA;
-    ``grad_clip`` null = no clipping; ``eval_every`` / ``save_every`` null = never. ``loggers``:
+    ``grad_clip`` null = no clipping; ``eval_every`` / ``save_every`` null = never. ``eval_seed``
+    seeds the validation noise, not ``seed``: runs that differ in ``seed`` evaluate on the same
+    draws, so their curves compare. ``loggers``:
     where metrics go besides metrics.jsonl (``dind.training.loggers``: tensorboard, wandb)."""
 
     steps: int = attrs.field(default=1000, validator=positive_int)
@@ -55,6 +57,7 @@ class TrainSettings:
     log_every: int = attrs.field(default=10, validator=positive_int)
     eval_every: int | None = attrs.field(default=500, validator=positive_int_or_null)
     eval_batches: int = attrs.field(default=16, validator=positive_int)
+    eval_seed: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
     eval_at_start: bool = True
     variance: VarianceConfig = attrs.field(factory=VarianceConfig)
     save_every: int | None = attrs.field(default=1000, validator=positive_int_or_null)

@@ -93,7 +93,7 @@ class Trainer:
             data.validation,
             rows=self.micro_batch,
             batches=settings.eval_batches,
-            seed=settings.seed,
+            seed=settings.eval_seed,
             variance=settings.variance,
             mask_id=model.mask_id,
             context=self.context,
