@@ -1,11 +1,12 @@
 """The shipped demo model's training curve, from its training runs' own metrics (no retraining).
 
-The demo model is trained in stages (a run, then runs that start from the previous one's weights);
+A demo model is trained in one run or in stages (runs that start from the previous one's weights);
 this script joins their `metrics.jsonl` on one step axis, draws the validation NELBO at every block
-size with a reference curve (an earlier model's curve JSON, dotted), and writes
-results/training-tiny-shakespeare.{json,md,png}.
+size with an optional reference curve (an earlier model's curve JSON, dotted), and writes
+results/training-tiny-shakespeare.{json,md,png}. `training_cpu.py curve` trains a run and renders
+it here.
 
-    python benchmarks/demo_curve.py runs/demo-generator-split runs/demo-stage2 \
+    python benchmarks/demo_curve.py runs/demo \
         --reference benchmarks/results/training-tiny-shakespeare-whole-corpus.json
 """
 
@@ -47,6 +48,7 @@ def join_stages(runs: list[Path]) -> dict:
                 "lr": config["optim"]["lr"],
                 "seed": config["seed"],
                 "mean_tokens_per_s": _mean_rate(records),
+                "minutes": max((r.get("elapsed_s") or 0.0 for r in records), default=0.0) / 60,
             }
         )
         offset += config["steps"]
@@ -98,7 +100,7 @@ def plot(result: dict, path: Path) -> None:
     axis.set_ylim(top=min(3.2, axis.get_ylim()[1]))
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("nats per byte")
-    axis.set_title("demo model (tiny DiT, bytes) on the generator split: validation NELBO")
+    axis.set_title("tiny DiT (bytes) on Shakespeare: validation NELBO")
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
     figure.tight_layout()
@@ -116,14 +118,15 @@ def markdown(result: dict) -> str:
         f"validation: the held-out play (henry_vi_part_2), {config['eval_batches']} batches, "
         "time range (1e-3, 1), EMA weights.",
         "",
-        "| stage | run | steps | start | peak lr | seed | tokens/s (mean) |",
-        "|---|---|---|---|---|---|---|",
+        "| stage | run | steps | start | peak lr | seed | tokens/s (mean) | minutes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for number, stage in enumerate(result["stages"], 1):
         start = stage["init"] or "fresh weights"
+        minutes = f"{stage['minutes']:.1f}" if "minutes" in stage else "-"
         lines.append(
             f"| {number} | `{stage['run']}` | {stage['reached']} of {stage['steps']} | `{start}` "
-            f"| {stage['lr']:g} | {stage['seed']} | {stage['mean_tokens_per_s']:.0f} |"
+            f"| {stage['lr']:g} | {stage['seed']} | {stage['mean_tokens_per_s']:.0f} | {minutes} |"
         )
     reference = result.get("reference")
     lines += ["", "| step | stage | " + " | ".join(keys) + (" | reference, block 4 |" if reference else " |")]
@@ -147,20 +150,21 @@ def main() -> None:
     parser.add_argument("--reference-label", default="earlier whole-corpus model")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
-    result = join_stages(args.runs)
+    render(args.runs, args.out, reference=args.reference, reference_label=args.reference_label)
+
+
+def render(runs: list[Path], out: Path, *, reference: Path | None = None, reference_label: str = "") -> None:
+    """Join ``runs`` (in order) and write out/training-tiny-shakespeare.{json,md,png}."""
+    result = join_stages(runs)
     result["machine"] = f"{_cpu()}, torch {torch.__version__}"
-    if args.reference:
-        reference = json.loads(args.reference.read_text())
-        result["reference"] = {
-            "label": args.reference_label,
-            "path": str(args.reference),
-            "eval": reference["eval"],
-        }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{NAME}.json").write_text(json.dumps(result, indent=2))
-    (args.out / f"{NAME}.md").write_text(markdown(result))
-    plot(result, args.out / f"{NAME}.png")
-    print(f"wrote {args.out / NAME}.{{json,md,png}}")
+    if reference:
+        earlier = json.loads(reference.read_text())
+        result["reference"] = {"label": reference_label, "path": str(reference), "eval": earlier["eval"]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{NAME}.json").write_text(json.dumps(result, indent=2))
+    (out / f"{NAME}.md").write_text(markdown(result))
+    plot(result, out / f"{NAME}.png")
+    print(f"wrote {out / NAME}.{{json,md,png}}")
 
 
 def _cpu() -> str:

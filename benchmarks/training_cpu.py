@@ -27,7 +27,6 @@ from dind import models
 from dind.schedules import LogLinearSchedule
 from dind.training import Objective, TrainConfig, apply_overrides, nelbo
 from dind.training.block_sizes import BLOCK_SIZE_DISTRIBUTIONS
-from dind.training.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,77 +170,10 @@ def curve(args: argparse.Namespace) -> None:
             ],
         )
     )
-    started = time.perf_counter()
     config.build().fit()
-    wall = time.perf_counter() - started
-    records = read_metrics(out_dir / "metrics.jsonl")
-    result = {
-        "machine": machine(),
-        "config": config.to_dict(),
-        "wall_s": wall,
-        "eval": [r for r in records if r["kind"] == "eval"],
-        "train": [r for r in records if r["kind"] == "train"],
-    }
-    write_curve(result, Path(args.out))
+    from demo_curve import render  # benchmarks/ is on sys.path when run as a script
 
-
-def write_curve(result: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "training-tiny-shakespeare.json").write_text(json.dumps(result, indent=2))
-    evals, train = result["eval"], result["train"]
-    figure, axis = plt.subplots(figsize=(7, 4.2))
-    axis.plot(
-        [r["step"] for r in train],
-        [r["loss"] for r in train],
-        color="0.75",
-        lw=1,
-        label="training loss (clipped-range estimate)",
-    )
-    axis.plot(
-        [r["step"] for r in evals], [r["val_nelbo"] for r in evals], "o-", label="validation NELBO (mix)"
-    )
-    for key in sorted(k for k in evals[0] if k.startswith("val_nelbo_block")):
-        axis.plot(
-            [r["step"] for r in evals],
-            [r[key] for r in evals],
-            "--",
-            lw=1,
-            label=f"validation NELBO, block {key.removeprefix('val_nelbo_block')}",
-        )
-    axis.set_xlabel("optimizer step")
-    axis.set_ylabel("nats per byte")
-    axis.set_title("tiny DiT on Shakespeare, mixed-scale objective (CPU)")
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(out / "training-tiny-shakespeare.png", dpi=120)
-    config, machine_info = result["config"], result["machine"]
-    objective = config["objective"]  # results recorded before component specs have flat options
-    law = f"{objective['block_sizes']} {objective.get('block_size_options', '')}".strip()
-    lines = [
-        "# tiny DiT on Shakespeare: validation NELBO while training (CPU)",
-        "",
-        f"{machine_info['cpu']}, {machine_info['cpu_count']} cores (shared), torch {machine_info['torch']}; "
-        f"wall time {result['wall_s'] / 60:.1f} min for {config['steps']} steps of "
-        f"{config['batch_size']} x {config['data']['length']} bytes.",
-        "",
-        f"Objective: {law}, draw per {objective['block_size_draw']}; "
-        f"validation: {config['eval_batches']} batches, range (1e-3, 1), EMA weights.",
-        "",
-        "| step | val NELBO (mix) | "
-        + " | ".join(k for k in evals[0] if k.startswith("val_nelbo_block"))
-        + " |",
-        "|---|---|" + "---|" * sum(k.startswith("val_nelbo_block") for k in evals[0]),
-    ]
-    for r in evals:
-        blocks = " | ".join(f"{r[k]:.4f}" for k in r if k.startswith("val_nelbo_block"))
-        lines.append(f"| {r['step']} | {r['val_nelbo']:.4f} | {blocks} |")
-    (out / "training-tiny-shakespeare.md").write_text("\n".join(lines) + "\n")
+    render([out_dir], Path(args.out))
 
 
 def main() -> None:
