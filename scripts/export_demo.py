@@ -1,6 +1,6 @@
 """Export a training run's latest EMA weights as the shipped demo model (src/dind/assets/tiny-shakespeare).
 
-    python scripts/export_demo.py runs/demo-generator-split [--out src/dind/assets/tiny-shakespeare]
+    python scripts/export_demo.py runs/demo [--out src/dind/assets/tiny-shakespeare]
         [--block-size 4] [--overwrite]
 
 What it writes, in BD3-LM's checkpoint format: config.json with the drafting ``block_size`` (BD3-LM's
