@@ -19,7 +19,7 @@ JUDGES_PLAYS = ["julius_caesar.txt", "twelfth_night.txt", "merchant_of_venice.tx
                 "much_ado_about_nothing.txt", "henry_v.txt", "richard_ii.txt"]  # fmt: skip
 # configs/tiny-shakespeare.yaml as written before component specs held their options
 OLD_TINY = """
-model: {preset: tiny, options: {model_length: 256}}
+model: {preset: tiny, options: {model_length: 256, dropout: 0.0}}
 data:
   corpus: text
   corpus_options:
@@ -212,7 +212,8 @@ def test_an_old_config_file_loads_as_the_new_one(tmp_path):
             {"objective.block_sizes": ComponentSpec("fixed", {"size": 4})},
         ),
         (["model.options={}"], {"model.preset": ComponentSpec("tiny")}),
-        (["model.options.model_length=64"], {"model.preset": ComponentSpec("tiny", {"model_length": 64})}),
+        (["model.options.model_length=64"],
+         {"model.preset": ComponentSpec("tiny", {"model_length": 64, "dropout": 0.0})}),
         (["data.corpus_options.paths=[x.txt]"],
          {"data.corpus": ComponentSpec("text", {"paths": ["x.txt"], "exclude": JUDGES_PLAYS})}),
         (
