@@ -101,6 +101,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     ),
     "dind --threads 1 nelbo --model demo --data data/shakespeare/henry_vi_part_2.txt --block-size 4 "
     "--block-size L --length 256 --batch-size 8 --num-batches 8 --out nelbo.json": (SLOW,),
+    # --compare itself: tests/cli/test_nelbo.py
+    "dind --threads 1 nelbo --model runs/mine --data data/shakespeare/henry_vi_part_2.txt --block-size 4 "
+    "--block-size L --length 256 --batch-size 8 --num-batches 8 --compare nelbo.json": (HOURS,),
 }
 
 

@@ -117,3 +117,47 @@ def test_block_size_must_be_a_number_or_l(checkpoint, capsys):
     assert stop.value.code == 2
     rule = "block size (a positive integer, or L for one global block)"
     assert f"invalid {rule} value: 'x'" in capsys.readouterr().err
+
+
+def test_compare_pairs_two_models_over_the_same_sequences_and_noise(checkpoint, tmp_path, capsys):
+    """--compare: this model minus a reference report's, paired per sequence; the same model gives
+    zero differences, another model a paired difference that equals the difference of the means."""
+    other = tmp_path / "other"
+    model = build("micro", init="random", generator=torch.Generator().manual_seed(1), dropout=0.0)
+    save_pretrained(model, other)
+    first = tmp_path / "first.json"
+    base = ["--block-size", "4", "--block-size", "L", "--num-batches", "3"]
+    assert main([*nelbo_argv(checkpoint, *base[:4]), "--num-batches", "3", "--out", str(first)]) == 0
+    reference = json.loads(first.read_text())
+    assert all(len(row["per_sequence"]) == 6 for row in reference["results"])
+    capsys.readouterr()
+    second = tmp_path / "second.json"
+    argv = [
+        *nelbo_argv(other, *base[:4]),
+        "--num-batches",
+        "3",
+        "--compare",
+        str(first),
+        "--out",
+        str(second),
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"this model minus {first}, paired over sequences" in printed
+    compare = json.loads(second.read_text())["compare"]
+    mine = json.loads(second.read_text())["results"]
+    for row, a, b in zip(compare["differences"], mine, reference["results"], strict=True):
+        assert row["block_size"] == a["block_size"] and row["n"] == 6
+        assert row["mean"] == pytest.approx(a["nelbo"] - b["nelbo"])
+        assert row["verdict"] in ("lower", "higher", "no difference")
+    # another seed draws other noise: not a paired comparison, refused before anything is scored
+    assert (
+        main([*nelbo_argv(other, *base[:4]), "--num-batches", "3", "--seed", "1", "--compare", str(first)])
+        == 2
+    )
+    assert one_error_line(capsys).startswith(
+        "--compare must be a report on the same chunks and noise (differs in: seed 0 (this run: 1))"
+    )
+    (tmp_path / "bad.json").write_text("{}")
+    assert main([*nelbo_argv(other, "--block-size", "4"), "--compare", str(tmp_path / "bad.json")]) == 2
+    assert one_error_line(capsys).startswith("--compare must be a JSON report of dind nelbo --out")

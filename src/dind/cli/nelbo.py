@@ -4,6 +4,7 @@ at one or more block sizes, as BD3-LM reports likelihood; prints a summary, writ
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -95,6 +96,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tokenizer", default=None, help="dind tokenizer (default: the one fitting the model's vocabulary)"
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON report path (default: none, print only)")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="REPORT",
+        help="a JSON report of an earlier run on the same chunks and noise (another model, same "
+        "--data, --length, --batch-size, --num-batches, --seed): prints this model minus that one "
+        "per block size, paired over sequences, with the verdict by dind's rule (|mean| > 2 se)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out report")
     parser.add_argument(
         "--progress",
@@ -167,12 +177,15 @@ def _cpu_name() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from dind.outputs import atomic_write_text, check_output
     from dind.training.likelihood import LikelihoodOptions, batch_count, likelihood, text_chunks
     from dind.training.wiring import autocast_dtype
 
     started = time.perf_counter()
     out = check_output(args.out, overwrite=args.overwrite, option="--out") if args.out else None
+    reference = _read_reference(args.compare) if args.compare else None
     files = _data_files(args.data, args.pattern)
     device = resolve_device(args.device)
     model = load_model(args.model, device).eval()
@@ -198,12 +211,22 @@ def run(args: argparse.Namespace) -> int:
         batches = batch_count(chunks, options)
     except ValueError as error:
         raise ValueError("--num-batches" + str(error).removeprefix("num_batches")) from None
-    results = likelihood(model, chunks, sizes, options)
     settings = {
         "files": len(files), "tokenizer": tokenizer_name, "length": length, "chunks": len(chunks),
         "num_batches": batches, "precision": "fp32" if autocast is None else "bf16 autocast",
+        "chunks_sha256": hashlib.sha256(np.ascontiguousarray(chunks.tokens).tobytes()).hexdigest(),
     }  # fmt: skip
+    if reference is not None:
+        from dind.training.likelihood_compare import check_comparable
+
+        same = {"chunk_format": args.chunk_format, "batch_size": args.batch_size, "seed": args.seed}
+        check_comparable({**settings, **same}, reference)  # before the scoring, not after
+    results = likelihood(model, chunks, sizes, options)
     report = _report(args, settings, results, device, time.perf_counter() - started)
+    if reference is not None:
+        from dind.training.likelihood_compare import compare_reports
+
+        report["compare"] = {"report": str(args.compare), **compare_reports(report, reference)}
     print(format_summary(report))
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")
@@ -242,6 +265,20 @@ def _report(
     }
 
 
+def _read_reference(path: Path) -> dict[str, Any]:
+    try:
+        reference = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"--compare must be a JSON report of dind nelbo --out (got {str(path)!r}: {error})"
+        ) from None
+    if not isinstance(reference, dict) or not isinstance(reference.get("results"), list):
+        raise ValueError(
+            f"--compare must be a JSON report of dind nelbo --out (got {str(path)!r}: no results)"
+        )
+    return reference
+
+
 def format_summary(report: dict[str, Any]) -> str:
     lines = [
         f"NELBO of {report['model']} on {report['num_batches']} batch(es) of <= {report['batch_size']} "
@@ -255,4 +292,12 @@ def format_summary(report: dict[str, Any]) -> str:
             f"  block {label:>12}: NELBO {result['nelbo']:.4f} +- {stderr}  "
             f"ppl bound {result['ppl_bound']:.3f}  ({result['tokens']} tokens, {result['seconds']:.1f} s)"
         )
+    compare = report.get("compare")
+    if compare:
+        lines.append(f"this model minus {compare['report']}, paired over sequences ({compare['rule']}):")
+        for row in compare["differences"]:
+            lines.append(
+                f"  block {row['block_size']:>12}: {row['mean']:+.4f} +- {row['se']:.4f} (n={row['n']}): "
+                f"{row['verdict']}"
+            )
     return "\n".join(lines)

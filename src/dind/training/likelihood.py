@@ -65,7 +65,9 @@ class BlockSizeLikelihood:
     position scored, BOS included); ``ppl_bound``: exp(nelbo); ``stderr``: the standard error of the
     mean over sequences (treating sequences as independent: stratified times make it conservative;
     None for one sequence);
-    ``tokens``: positions scored (sequences x length); ``masked``: positions the draws masked."""
+    ``tokens``: positions scored (sequences x length); ``masked``: positions the draws masked;
+    ``per_sequence``: each sequence's NELBO in chunk order (what a paired comparison of two models
+    on the same chunks and noise pairs up)."""
 
     block_size: int
     nelbo: float
@@ -76,6 +78,7 @@ class BlockSizeLikelihood:
     batches: int
     masked: int
     seconds: float
+    per_sequence: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -164,6 +167,7 @@ def _one_size(
         batches=count,
         masked=masked,
         seconds=time.perf_counter() - started,
+        per_sequence=tuple(values.tolist()),
     )
 
 
