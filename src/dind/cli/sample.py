@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="4 -> L@0.5",
         help='stage plan, e.g. "4 -> L@0.5" (default: draft with blocks of 4, remask half, refine with one '
         'global block of any --length), "4 -> L@0.5:posthoc", "4/8 -> L@0.25:random". Stage 2 stays exact '
-        'first-hitting by default; "4 -> L@0.5{cache=skeleton(every=64,radius=2)}" refined 11x faster on '
+        'first-hitting by default; "4 -> L@0.5{cache=skeleton(every=64,radius=2)}" refined 14x faster on '
         "the tiny model (CPU, batch 8, L = 256) with Gen PPL under both shipped judges and entropy no "
         "different from exact by |mean| > 2 se (benchmarks/results/refine-cpu.md). Beyond the model's "
         "context, stages run in windows: {context=N,slide=S} (see the guide)",
