@@ -260,10 +260,7 @@ def main() -> None:
         "stage2": tradeoff,
         "quick": quick,
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "decode-cpu.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out_dir / "decode-cpu.md").write_text(to_markdown(report))
-    print(to_markdown(report))
+    write(report, args.out_dir)
 
 
 def refresh_stage2(out_dir: Path, machine: dict, *, quick: bool) -> None:
@@ -275,7 +272,12 @@ def refresh_stage2(out_dir: Path, machine: dict, *, quick: bool) -> None:
     length, batch = (128, 2) if quick else (256, 8)
     report["stage2"] = stage2_tradeoff(length=length, batch=batch, step_mode="static")
     report["stage2_machine"] = machine
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write(report, out_dir)
+
+
+def write(report: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "decode-cpu.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "decode-cpu.md").write_text(to_markdown(report))
     print(to_markdown(report))
 

@@ -57,10 +57,9 @@ def _export(argv: list[str] | None) -> int:
     tokens = torch.randint(0, 256, (4, model.model_length), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         before = model.logits(tokens, block_size=None)
-        stored = model
-        for parameter in stored.parameters():  # buffers (the clipped time range) stay fp32, unrounded
+        for parameter in model.parameters():  # buffers (the clipped time range) stay fp32, unrounded
             parameter.data = parameter.data.to(torch.bfloat16)
-        after = load_roundtrip(stored, args.out)(tokens)
+        after = load_roundtrip(model, args.out)(tokens)
     shutil.copyfile(latest / "train_config.yaml", args.out / "train_config.yaml")
     change = float((after - before).abs().max())
     print(json.dumps({"from": str(latest), "to": str(args.out), "block_size": args.block_size,

@@ -181,11 +181,12 @@ def run(args: argparse.Namespace) -> int:
 
     from dind.outputs import atomic_write_text, check_output
     from dind.training.likelihood import LikelihoodOptions, batch_count, likelihood, text_chunks
+    from dind.training.likelihood_compare import check_comparable, compare_reports, read_report
     from dind.training.wiring import autocast_dtype
 
     started = time.perf_counter()
     out = check_output(args.out, overwrite=args.overwrite, option="--out") if args.out else None
-    reference = _read_reference(args.compare) if args.compare else None
+    reference = read_report(args.compare, parameter="--compare") if args.compare else None
     files = _data_files(args.data, args.pattern)
     device = resolve_device(args.device)
     model = load_model(args.model, device).eval()
@@ -217,15 +218,11 @@ def run(args: argparse.Namespace) -> int:
         "chunks_sha256": hashlib.sha256(np.ascontiguousarray(chunks.tokens).tobytes()).hexdigest(),
     }  # fmt: skip
     if reference is not None:
-        from dind.training.likelihood_compare import check_comparable
-
         same = {"chunk_format": args.chunk_format, "batch_size": args.batch_size, "seed": args.seed}
         check_comparable({**settings, **same}, reference)  # before the scoring, not after
     results = likelihood(model, chunks, sizes, options)
     report = _report(args, settings, results, device, time.perf_counter() - started)
     if reference is not None:
-        from dind.training.likelihood_compare import compare_reports
-
         report["compare"] = {"report": str(args.compare), **compare_reports(report, reference)}
     print(format_summary(report))
     if out is not None:
@@ -263,20 +260,6 @@ def _report(
         "machine": machine(device),
         "seconds": round(seconds, 3),
     }
-
-
-def _read_reference(path: Path) -> dict[str, Any]:
-    try:
-        reference = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(
-            f"--compare must be a JSON report of dind nelbo --out (got {str(path)!r}: {error})"
-        ) from None
-    if not isinstance(reference, dict) or not isinstance(reference.get("results"), list):
-        raise ValueError(
-            f"--compare must be a JSON report of dind nelbo --out (got {str(path)!r}: no results)"
-        )
-    return reference
 
 
 def format_summary(report: dict[str, Any]) -> str:

@@ -10,7 +10,9 @@ model's own ± (over sequences) is larger than the gap.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dind.eval.verdicts import RULE, PairedDifference
@@ -20,6 +22,22 @@ SAME = (
     "tokenizer", "length", "chunk_format", "chunks", "chunks_sha256", "batch_size", "seed", "num_batches",
     "precision",
 )  # fmt: skip
+
+
+def read_report(path: Path, *, parameter: str = "--compare") -> dict[str, Any]:
+    """The JSON report of `dind nelbo --out` at ``path``; a ``ValueError`` naming ``parameter`` when
+    it cannot be read or holds no results."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{parameter} must be a JSON report of dind nelbo --out (got {str(path)!r}: {error})"
+        ) from None
+    if not isinstance(report, dict) or not isinstance(report.get("results"), list):
+        raise ValueError(
+            f"{parameter} must be a JSON report of dind nelbo --out (got {str(path)!r}: no results)"
+        )
+    return report
 
 
 def compare_reports(
